@@ -1,0 +1,114 @@
+"""`OcrJob`: the record of every job of every version, and the queue of the `db` backend."""
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "PENDING"  # row committed, not yet handed to the broker (the outbox)
+    QUEUED = "QUEUED"  # handed to the broker (or, for `db`, ready to claim)
+    RUNNING = "RUNNING"  # claimed by a worker holding a lease
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+class Version(models.TextChoices):
+    V0 = "v0", "v0: blocking HTTP call"
+    V1 = "v1", "v1: non-blocking HTTP call"
+    V2 = "v2", "v2: N OCR servers"
+    V3 = "v3", "v3: Postgres table queue"
+    V4 = "v4", "v4: Redis Streams"
+    V5 = "v5", "v5: Celery on RabbitMQ"
+    V6 = "v6", "v6: Kafka"
+    API = "api", "api: any backend by alias"
+
+
+FINISHED = (JobStatus.DONE, JobStatus.FAILED)
+READY = (JobStatus.PENDING, JobStatus.QUEUED)
+
+
+class OcrJob(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    version = models.CharField(max_length=8, choices=Version.choices)
+    backend = models.CharField(max_length=32, help_text="Backend alias, or 'http' for V0-V2.")
+    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.PENDING)
+    workload = models.CharField(max_length=32, default="ocr")
+    document = models.CharField(max_length=255, help_text="Corpus name or uploaded file name.")
+    upload = models.FileField(upload_to="uploads/", blank=True)
+    language = models.CharField(max_length=32, default="eng")
+    run_tag = models.CharField(max_length=64, blank=True, db_index=True,
+                               help_text="Label of the bench cell that made this job.")
+
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    worker = models.CharField(max_length=128, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    result_text = models.TextField(blank=True)
+    result_pages = models.PositiveIntegerField(null=True, blank=True)
+    result_pdf = models.CharField(max_length=255, blank=True, help_text="Path under MEDIA_ROOT.")
+    timings = models.JSONField(default=dict, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["backend", "created_at"],
+                name="ocrjob_ready_idx",
+                condition=Q(status__in=READY),
+            ),
+            models.Index(
+                fields=["backend", "lease_expires_at"],
+                name="ocrjob_running_idx",
+                condition=Q(status=JobStatus.RUNNING),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="ocrjob_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=JobStatus.RUNNING)
+                | Q(started_at__isnull=False, lease_expires_at__isnull=False),
+                name="ocrjob_running_has_lease",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=FINISHED) | Q(finished_at__isnull=False),
+                name="ocrjob_finished_has_time",
+            ),
+            models.CheckConstraint(
+                condition=Q(attempts__lte=models.F("max_attempts")),
+                name="ocrjob_attempts_bounded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.version}/{self.backend} {self.document} {self.status}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED
+
+    def seconds_between(self, start: str, end: str) -> float | None:
+        a, b = getattr(self, start), getattr(self, end)
+        return None if a is None or b is None else (b - a).total_seconds()
+
+    @property
+    def pickup_s(self) -> float | None:
+        return self.seconds_between("queued_at", "started_at")
+
+    @property
+    def service_s(self) -> float | None:
+        return self.seconds_between("started_at", "finished_at")
+
+    @property
+    def total_s(self) -> float | None:
+        return self.seconds_between("created_at", "finished_at")

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class OcrConfig(AppConfig):
+    name = "apps.ocr"
+    verbose_name = "OCR engine"

@@ -1,0 +1,171 @@
+"""Settings: every address comes from the environment, with defaults for a local machine."""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from ocrproject.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env")
+
+# Tesseract's OpenMP threads: one per process, so N worker processes scale on N cores.
+os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it, or set DJANGO_DEBUG=1 for local use "
+            "(`make env` writes a .env with both)."
+        )
+    SECRET_KEY = "insecure-local-development-key"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", "")
+if not DEBUG:
+    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    X_FRAME_OPTIONS = "DENY"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "apps.ocr",
+    "apps.jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "ocrproject.urls"
+WSGI_APPLICATION = "ocrproject.wsgi.application"
+ASGI_APPLICATION = "ocrproject.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ocrlab")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+VAR_DIR = Path(env_str("OCRLAB_VAR_DIR", str(BASE_DIR / "var")))
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    # The lab's API is open on loopback; put it behind your own auth before exposing it.
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OCR job-queue lab",
+    "DESCRIPTION": "One OCR task through sync calls (V0-V2) and job queues (V3-V6).",
+    "VERSION": "1.0.0",
+}
+
+# --- services -------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+AMQP_URL = env_str("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+KAFKA_BOOTSTRAP_SERVERS = env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+# Tansu (the local Kafka-protocol broker) finishes a group join after ~half the session
+# timeout, so keep it short locally; a real Kafka cluster is happy with the default.
+KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 6000)
+KAFKA_PARTITIONS = env_int("KAFKA_PARTITIONS", 8)
+# Names of queues, streams and topics get this prefix, so tests and benches stay apart.
+QUEUE_PREFIX = env_str("OCRLAB_QUEUE_PREFIX", "ocrlab")
+
+# --- OCR ------------------------------------------------------------------------------
+OCR_SERVER_URLS = env_list("OCR_SERVER_URLS", "http://127.0.0.1:8101,http://127.0.0.1:8102")
+OCR_V2_SERVERS = env_int("OCR_V2_SERVERS", len(OCR_SERVER_URLS))
+OCR_HTTP_TIMEOUT_S = env_float("OCR_HTTP_TIMEOUT_S", 120.0)
+OCR_LANGUAGES = env_list("OCR_LANGUAGES", "eng")
+OCR_PAGE_TIMEOUT_S = env_float("OCR_PAGE_TIMEOUT_S", 60.0)
+OCR_MAX_IMAGE_MPIXELS = env_float("OCR_MAX_IMAGE_MPIXELS", 50.0)
+OCR_MAX_PAGES = env_int("OCR_MAX_PAGES", 50)
+UPLOAD_MAX_BYTES = env_int("OCR_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+
+# --- jobs -----------------------------------------------------------------------------
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
+JOB_TIME_LIMIT_S = env_float("JOB_TIME_LIMIT_S", 300.0)
+JOB_LEASE_S = env_float("JOB_LEASE_S", 30.0)
+JOB_RETRY_DELAY_S = env_float("JOB_RETRY_DELAY_S", 1.0)
+RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
+RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
+
+# Backends by alias, resolved by tasks.backends.registry (like DATABASES).
+JOB_BACKENDS = {
+    "db": {"BACKEND": "tasks.backends.db.DatabaseBackend", "VERSION": "v3"},
+    "redis": {"BACKEND": "tasks.backends.redis_streams.RedisStreamsBackend", "VERSION": "v4",
+              "OPTIONS": {"url": REDIS_URL}},
+    "rabbit": {"BACKEND": "tasks.backends.celery.CeleryBackend", "VERSION": "v5",
+               "OPTIONS": {"url": AMQP_URL}},
+    "celery-redis": {"BACKEND": "tasks.backends.celery.CeleryBackend",
+                     "OPTIONS": {"url": REDIS_URL}},
+    "dramatiq": {"BACKEND": "tasks.backends.dramatiq.DramatiqBackend",
+                 "OPTIONS": {"url": AMQP_URL}},
+    "dramatiq-redis": {"BACKEND": "tasks.backends.dramatiq.DramatiqBackend",
+                       "OPTIONS": {"url": REDIS_URL}},
+    "kafka": {"BACKEND": "tasks.backends.kafka.KafkaBackend", "VERSION": "v6",
+              "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS}},
+}
+# Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
+# outbox relay at work.
+VERSION_BACKENDS = {"v3": "db", "v4": "redis", "v5": "rabbit", "v6": "kafka"}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,68 @@
+"""The one small protocol every job backend implements.
+
+An adapter does three things: turn `publish(job_id)` into a message, turn a message back
+into a job id for `handle`, and ack the message after `handle` returns. Job state, retries,
+leases and time limits live in `apps.jobs.services` and `tasks.process`, never here.
+"""
+
+import threading
+from collections.abc import Callable
+from uuid import UUID
+
+# handle(job_id) runs the job; the `db` backend, which claims while it picks, passes the
+# claimed row too: handle(job_id, claimed=job).
+Handler = Callable[..., str]
+POLL_S = 1.0  # how long a blocking receive waits before re-checking the stop flag
+
+
+class BackendUnavailable(RuntimeError):
+    """The broker cannot be reached, or its client library is not installed."""
+
+
+class Backend:
+    """Base class: subclasses override `publish`, `consume` and `purge`."""
+
+    version: str = "api"
+
+    def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
+        self.alias = alias
+        self.options = dict(options or {})
+        self.version = version
+
+    def publish(self, job_id: UUID) -> None:
+        """Send one message naming `job_id`. Raise if the broker did not take it."""
+        raise NotImplementedError
+
+    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
+        """In a worker process: receive messages until `stop` is set, one at a time,
+        call `handle(job_id)` for each and ack it only after `handle` returns."""
+        raise NotImplementedError
+
+    def purge(self) -> None:
+        """Drop every message waiting in this backend's queue (benchmarks and tests)."""
+        raise NotImplementedError
+
+    def run_workers(self, count: int, *, stop: threading.Event) -> None:
+        """Run `count` worker processes until `stop` is set. Frameworks override this to
+        start their own worker machinery; plain adapters use the shared supervisor."""
+        from tasks.supervisor import Supervisor
+
+        Supervisor(self.alias, count).run(stop)
+
+    def close(self) -> None:
+        """Release connections held by this process."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.alias}>"
+
+
+def require(module: str, extra: str):
+    """Import an optional client library with a clear message when it is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise BackendUnavailable(
+            f"{module} is not installed; `pip install {extra}` (see requirements.txt)"
+        ) from exc

@@ -1,0 +1,52 @@
+"""Backends by alias, from `settings.JOB_BACKENDS` (resolved like DATABASES)."""
+
+import threading
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from tasks.backends.base import Backend
+
+_cache: dict[str, Backend] = {}
+_lock = threading.Lock()
+
+
+class UnknownBackend(ValueError):
+    pass
+
+
+def backend_aliases() -> list[str]:
+    return list(settings.JOB_BACKENDS)
+
+
+def backend_for_version(version: str) -> str:
+    try:
+        return settings.VERSION_BACKENDS[version]
+    except KeyError:
+        raise UnknownBackend(f"no queue backend for version {version!r}") from None
+
+
+def get_backend(alias: str) -> Backend:
+    """The backend instance for `alias`, created once per process."""
+    with _lock:
+        if alias not in _cache:
+            _cache[alias] = _build(alias)
+        return _cache[alias]
+
+
+def _build(alias: str) -> Backend:
+    try:
+        conf = settings.JOB_BACKENDS[alias]
+    except KeyError:
+        known = ", ".join(backend_aliases())
+        raise UnknownBackend(f"unknown backend {alias!r}; choose one of: {known}") from None
+    cls = import_string(conf["BACKEND"])
+    return cls(alias, conf.get("OPTIONS", {}), conf.get("VERSION", "api"))
+
+
+def reset_backends() -> None:
+    """Close and forget every backend of this process (after a fork, in tests)."""
+    with _lock:
+        for backend in _cache.values():
+            backend.close()
+        _cache.clear()
