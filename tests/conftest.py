@@ -11,15 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-# Before Django reads settings: private queue names, short leases, a quick relay.
-os.environ.setdefault("DJANGO_DEBUG", "1")
-os.environ.setdefault("OCRLAB_QUEUE_PREFIX", f"test{os.getpid()}")
-os.environ.setdefault("JOB_LEASE_S", "3")
-os.environ.setdefault("RELAY_INTERVAL_S", "0.5")
-os.environ.setdefault("RELAY_PENDING_GRACE_S", "1")
-os.environ.setdefault("JOB_MAX_ATTEMPTS", "2")
+import pytest
 
-import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,14 +28,18 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "c
     pytest.fail(f"timed out after {timeout}s waiting for {message}")
 
 
-@pytest.fixture
-def subprocess_env(settings):
-    """Environment for child processes: same test database and queue names as the test."""
+def test_database_url() -> str:
+    """DATABASE_URL of the test database pytest-django made (for child processes)."""
+    from django.conf import settings
     from django.db import connection
 
-    name = connection.settings_dict["NAME"]
-    url = settings.DATABASE_URL.rsplit("/", 1)[0] + f"/{name}"
-    return {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1"}
+    return settings.DATABASE_URL.rsplit("/", 1)[0] + "/" + connection.settings_dict["NAME"]
+
+
+@pytest.fixture
+def subprocess_env(db):
+    """Environment for child processes: same test database and queue names as the test."""
+    return {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1"}
 
 
 class WorkerProcess:
@@ -85,3 +82,38 @@ def start_worker(subprocess_env, tmp_path):
         worker.stop()
         if os.getenv("OCRLAB_SHOW_WORKER_LOGS"):
             print(worker.output())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ocr_servers(tmp_path_factory):
+    """Two real OCR servers (gunicorn), shared by the session. Yields their base URLs."""
+    from ocrproject.launch import ServerGroup, ocr_server_command
+
+    ports = [free_port(), free_port()]
+    with ServerGroup(tmp_path_factory.mktemp("ocr-servers")) as group:
+        for port in ports:
+            group.start(f"ocr-{port}", ocr_server_command(port=port),
+                        ready_url=f"http://127.0.0.1:{port}/ocr/predict")
+        yield [f"http://127.0.0.1:{port}" for port in ports]
+
+
+@pytest.fixture(scope="session")
+def api_server(django_db_setup, django_db_blocker, ocr_servers, tmp_path_factory):
+    """The real API (uvicorn, ASGI) on the test database, calling the session's OCR servers."""
+    from ocrproject.launch import ServerGroup, api_command
+
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
+    port = free_port()
+    env = {"DATABASE_URL": database_url, "OCR_SERVER_URLS": ",".join(ocr_servers), "OCR_V2_SERVERS": "2"}
+    with ServerGroup(tmp_path_factory.mktemp("api"), env=env) as group:
+        group.start("api", api_command(port=port), ready_url=f"http://127.0.0.1:{port}/api/jobs")
+        yield f"http://127.0.0.1:{port}"

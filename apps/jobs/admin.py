@@ -1,0 +1,52 @@
+"""Jobs in the admin: filter by version, backend and status; a readable detail page."""
+
+from django.contrib import admin
+from django.utils.html import format_html
+
+from apps.jobs.models import OcrJob
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f} s"
+
+
+@admin.register(OcrJob)
+class OcrJobAdmin(admin.ModelAdmin):
+    list_display = ["id", "version", "backend", "status", "workload", "document", "attempts",
+                    "worker", "pickup", "service", "total", "created_at"]
+    list_filter = ["version", "backend", "status", "workload"]
+    search_fields = ["id", "document", "worker", "error", "run_tag"]
+    date_hierarchy = "created_at"
+    list_per_page = 50
+    readonly_fields = [f.name for f in OcrJob._meta.fields] + ["pickup", "service", "total",
+                                                               "pdf_link"]
+    fieldsets = [
+        (None, {"fields": ["id", "version", "backend", "status", "workload", "document",
+                           "language", "run_tag"]}),
+        ("Execution", {"fields": ["attempts", "max_attempts", "worker", "lease_expires_at",
+                                  "error"]}),
+        ("Timings", {"fields": ["created_at", "queued_at", "started_at", "finished_at",
+                                "pickup", "service", "total", "timings"]}),
+        ("Result", {"fields": ["result_pages", "pdf_link", "result_text", "upload"]}),
+    ]
+
+    @admin.display(description="pickup")
+    def pickup(self, job: OcrJob) -> str:
+        return _seconds(job.pickup_s)
+
+    @admin.display(description="service")
+    def service(self, job: OcrJob) -> str:
+        return _seconds(job.service_s)
+
+    @admin.display(description="end to end")
+    def total(self, job: OcrJob) -> str:
+        return _seconds(job.total_s)
+
+    @admin.display(description="searchable PDF")
+    def pdf_link(self, job: OcrJob) -> str:
+        if not job.result_pdf:
+            return "-"
+        return format_html('<a href="/api/jobs/{}/pdf">download</a>', job.id)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # jobs are made through the API, so they get published

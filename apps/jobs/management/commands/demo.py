@@ -1,0 +1,62 @@
+"""`python manage.py demo`: sample.pdf through the running API, one version at a time."""
+
+import os
+import time
+
+import httpx
+from django.core.management.base import BaseCommand, CommandError
+
+SYNC_VERSIONS = ["v0", "v1", "v2"]
+QUEUE_VERSIONS = ["v3", "v4", "v5", "v6"]
+POLL_S = 0.2
+
+
+class Command(BaseCommand):
+    help = "Send sample.pdf through V0-V2 (and the queue versions with --queues) and print a table."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--api", default=os.environ.get(
+            "API_URL", f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}"))
+        parser.add_argument("--document", default="sample.pdf")
+        parser.add_argument("--queues", action="store_true", help="also V3-V6 (needs workers)")
+        parser.add_argument("--timeout", type=float, default=120.0)
+
+    def handle(self, *args, api, document, queues, timeout, **options):
+        rows = []
+        with httpx.Client(base_url=api, timeout=timeout) as client:
+            for version in SYNC_VERSIONS + (QUEUE_VERSIONS if queues else []):
+                rows.append(self._run(client, version, document, timeout))
+        self.stdout.write(f"\n{'version':<8} {'seconds':>8}  {'status':<8} first words")
+        for version, seconds, status, words in rows:
+            self.stdout.write(f"{version:<8} {seconds:>8.2f}  {status:<8} {words}")
+        if any(status != "DONE" for _, _, status, _ in rows):
+            raise CommandError("some versions did not return text; see the table above")
+
+    def _run(self, client, version, document, timeout):
+        started = time.monotonic()
+        try:
+            body = (self._sync(client, version, document) if version in SYNC_VERSIONS
+                    else self._queued(client, version, document, timeout))
+        except (httpx.HTTPError, CommandError) as exc:
+            return version, time.monotonic() - started, "ERROR", str(exc)[:80]
+        words = " ".join((body.get("text") or "").split()[:8])
+        status = "DONE" if words else body.get("status", "EMPTY")
+        return version, time.monotonic() - started, status, words
+
+    def _sync(self, client, version, document) -> dict:
+        response = client.post(f"/{version}/ocr/sync", json={"pdfName": document})
+        if response.status_code != 200:
+            raise CommandError(f"{response.status_code}: {response.text[:200]}")
+        return response.json()
+
+    def _queued(self, client, version, document, timeout) -> dict:
+        response = client.post(f"/{version}/ocr/jobs", json={"pdfName": document})
+        if response.status_code != 202:
+            raise CommandError(f"{response.status_code}: {response.text[:200]}")
+        url, deadline = response.json()["status_url"], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = client.get(url).json()
+            if body["status"] in ("DONE", "FAILED"):
+                return body
+            time.sleep(POLL_S)
+        raise CommandError(f"not finished within {timeout:g}s")

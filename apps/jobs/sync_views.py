@@ -1,0 +1,109 @@
+"""V0-V2: no queue. The API calls an OCR server over HTTP and waits for the answer.
+
+- V0 blocks a server thread for the whole call (a sync view).
+- V1 makes the same call from an async view: the event loop serves others while it waits.
+- V2 is V1 spread over N OCR servers, least outstanding requests first.
+Each call is recorded as an OcrJob (born RUNNING, ends DONE or FAILED), so every version
+can be inspected in the admin.
+"""
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.jobs import services
+from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balancer
+from apps.ocr.inputs import DocumentInput, parse_document
+
+
+def start_call(version: str, document: DocumentInput):
+    return services.job_start_sync(version=version, document=document.name,
+                                   language=document.language)
+
+
+def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
+    """Store the call's end on its job; return the API's status and body."""
+    body = outcome.body
+    if outcome.status == 200:
+        result = services.JobResult(text=body.get("text", ""), pages=body.get("pages"),
+                                    pdf=body.get("pdf", ""), timings=body.get("timings", {}))
+        services.job_succeed(job_id=job.id, attempt=job.attempts, result=result,
+                             worker=body.get("server", outcome.server))
+        pdf_url = f"/api/jobs/{job.id}/pdf" if result.pdf else None
+        return 200, {"job_id": str(job.id), "version": job.version, "text": result.text,
+                     "pages": result.pages, "timings": result.timings, "pdf_url": pdf_url,
+                     "server": outcome.server}
+    error = f"{outcome.status}: {body.get('detail', body)}"
+    services.job_fail(job_id=job.id, attempt=job.attempts, error=error, retry=False)
+    return outcome.status, {"job_id": str(job.id), "version": job.version, **body}
+
+
+class V0SyncView(APIView):
+    """V0: the server thread waits for the OCR server."""
+
+    def post(self, request):
+        document = parse_document(request.data, request.FILES)
+        job = start_call("v0", document)
+        outcome = predict_sync(settings.OCR_SERVER_URLS[0], document.http_payload())
+        code, body = finish_call(job, outcome)
+        return Response(body, status=code)
+
+
+async def _parse(request) -> DocumentInput | JsonResponse:
+    import json
+
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except ValueError:
+            return JsonResponse({"detail": "request body is not valid JSON"}, status=400)
+        if not isinstance(data, dict):
+            return JsonResponse({"detail": "JSON body must be an object"}, status=400)
+        files = None
+    else:
+        data, files = request.POST, request.FILES
+    try:
+        return parse_document(data, files)
+    except ValidationError as exc:
+        return JsonResponse(exc.detail, status=400, safe=False)
+
+
+async def _async_call(request, version: str, pick_server) -> JsonResponse:
+    document = await _parse(request)
+    if isinstance(document, JsonResponse):
+        return document
+    job = await sync_to_async(start_call)(version, document)
+    async with pick_server() as server:
+        outcome = await predict_async(server, document.http_payload())
+    code, body = await sync_to_async(finish_call)(job, outcome)
+    return JsonResponse(body, status=code)
+
+
+class _Fixed:
+    def __init__(self, server: str):
+        self.server = server
+
+    async def __aenter__(self) -> str:
+        return self.server
+
+    async def __aexit__(self, *exc) -> None:
+        return None
+
+
+@csrf_exempt
+@require_POST
+async def v1_sync(request):
+    """V1: the same call as V0, awaited; no server thread is held while OCR runs."""
+    return await _async_call(request, "v1", lambda: _Fixed(settings.OCR_SERVER_URLS[0]))
+
+
+@csrf_exempt
+@require_POST
+async def v2_sync(request):
+    """V2: V1 spread over the first OCR_V2_SERVERS servers, least outstanding first."""
+    return await _async_call(request, "v2", v2_balancer().lease)

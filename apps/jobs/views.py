@@ -1,0 +1,94 @@
+"""Queue versions V3-V6 and the all-backends API: submit (202), status, list, PDF."""
+
+from django.http import FileResponse, Http404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.jobs import selectors, services
+from apps.jobs.serializers import JobOutputSerializer
+from apps.ocr.inputs import DocumentSerializer
+from tasks.backends.registry import backend_aliases, backend_for_version
+from tasks.workloads import parse_workload
+
+
+class JobInputSerializer(DocumentSerializer):
+    workload = serializers.CharField(required=False, default="ocr", max_length=32)
+    tag = serializers.CharField(required=False, default="", max_length=64, allow_blank=True)
+
+    def validate_workload(self, value: str) -> str:
+        try:
+            parse_workload(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return value
+
+
+class ApiJobInputSerializer(JobInputSerializer):
+    backend = serializers.ChoiceField(choices=[])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["backend"].choices = backend_aliases()
+
+
+def _submit(request, serializer_class, *, version: str, backend: str | None = None):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    data, document = serializer.validated_data, serializer.document()
+    job = services.job_create(
+        version=version, backend=backend or data["backend"], document=document.name,
+        upload=document.upload, workload=data["workload"], language=document.language,
+        run_tag=data["tag"],
+    )
+    body = JobOutputSerializer(job, context={"request": request}).data
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+
+
+class VersionJobsView(APIView):
+    """POST: submit a job to this version's backend (202). GET: recent jobs."""
+
+    @extend_schema(request=JobInputSerializer, responses={202: JobOutputSerializer})
+    def post(self, request, version: str):
+        return _submit(request, JobInputSerializer, version=version,
+                       backend=backend_for_version(version))
+
+    @extend_schema(responses=JobOutputSerializer(many=True))
+    def get(self, request, version: str):
+        jobs = selectors.job_list(filters={**request.query_params.dict(), "version": version})
+        return Response(JobOutputSerializer(jobs, many=True, context={"request": request}).data)
+
+
+class ApiJobsView(APIView):
+    """POST: submit a job to any backend by alias (202). GET: recent jobs of every backend."""
+
+    @extend_schema(request=ApiJobInputSerializer, responses={202: JobOutputSerializer})
+    def post(self, request):
+        return _submit(request, ApiJobInputSerializer, version="api")
+
+    @extend_schema(responses=JobOutputSerializer(many=True))
+    def get(self, request):
+        jobs = selectors.job_list(filters=request.query_params.dict())
+        return Response(JobOutputSerializer(jobs, many=True, context={"request": request}).data)
+
+
+class JobDetailView(APIView):
+    @extend_schema(responses=JobOutputSerializer)
+    def get(self, request, job_id, version: str | None = None):
+        job = selectors.job_get(job_id=job_id, version=version)
+        return Response(JobOutputSerializer(job, context={"request": request}).data)
+
+
+class JobPdfView(APIView):
+    """The searchable PDF of a DONE job."""
+
+    def get(self, request, job_id):
+        from django.conf import settings
+
+        job = selectors.job_get(job_id=job_id)
+        path = (settings.MEDIA_ROOT / job.result_pdf) if job.result_pdf else None
+        if path is None or not path.is_file():
+            raise Http404("this job has no searchable PDF (yet)")
+        return FileResponse(path.open("rb"), content_type="application/pdf",
+                            filename=f"{job.id}.pdf")

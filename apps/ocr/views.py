@@ -1,0 +1,57 @@
+"""The OCR server's one endpoint: `POST /ocr/predict` runs `run_ocr` and answers."""
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.ocr import corpus
+from apps.ocr.engine import OcrError, PredictRequest, run_ocr
+from apps.ocr.inputs import DocumentSerializer
+
+ERROR_STATUS = {"missing_dependency": 500, "timeout": 504, "ocr_failed": 500}
+
+
+class PredictView(APIView):
+    class OutputSerializer(serializers.Serializer):
+        text = serializers.CharField()
+        pages = serializers.IntegerField()
+        page_texts = serializers.ListField(child=serializers.CharField())
+        timings = serializers.DictField(child=serializers.FloatField())
+        pdf = serializers.CharField()
+        server = serializers.CharField()
+
+    @extend_schema(request=DocumentSerializer, responses=OutputSerializer)
+    def post(self, request):
+        serializer = DocumentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        document = serializer.document()
+        try:
+            result = self._run(document)
+        except OcrError as exc:
+            code = ERROR_STATUS.get(exc.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
+            return Response({"detail": exc.reason, "code": exc.code}, status=code)
+        return Response({
+            "text": result.text, "pages": result.page_count, "page_texts": result.pages,
+            "timings": result.timings, "pdf": result.pdf,
+            "server": f"{socket.gethostname()}:{os.getpid()}",
+        })
+
+    @staticmethod
+    def _run(document):
+        if document.upload is None:
+            source = corpus.resolve(document.name)
+            return run_ocr(PredictRequest(source=source, name=document.name,
+                                          language=document.language))
+        with tempfile.TemporaryDirectory(prefix="ocr-upload-") as tmp:
+            source = Path(tmp) / document.name
+            with source.open("wb") as out:
+                for chunk in document.upload.chunks():
+                    out.write(chunk)
+            return run_ocr(PredictRequest(source=source, name=document.name,
+                                          language=document.language))

@@ -1,0 +1,98 @@
+"""Commands that start the lab's servers, shared by `make up`, test fixtures and the bench.
+
+    python -m ocrproject.launch api --port 8000
+    python -m ocrproject.launch ocr-server --port 8101
+"""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+READY_TIMEOUT_S = 60.0
+
+
+def api_command(*, port: int, host: str = "127.0.0.1", workers: int = 2) -> list[str]:
+    """The API on ASGI (uvicorn): async views (V1, V2) wait without holding a thread."""
+    return [str(BIN / "uvicorn"), "ocrproject.asgi:application", "--host", host,
+            "--port", str(port), "--workers", str(workers), "--no-access-log",
+            "--timeout-graceful-shutdown", "5"]
+
+
+def ocr_server_command(*, port: int, host: str = "127.0.0.1") -> list[str]:
+    """One OCR server: gunicorn, one sync worker = one OCR at a time = one core."""
+    return [str(BIN / "gunicorn"), "ocrproject.wsgi:application", "--bind", f"{host}:{port}",
+            "--workers", "1", "--timeout", "600", "--graceful-timeout", "30",
+            "--access-logfile", "-"]
+
+
+def wait_http(url: str, timeout: float = READY_TIMEOUT_S) -> None:
+    """Wait until `url` answers with any HTTP status; raise TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not answer within {timeout:g}s")
+
+
+class ServerGroup:
+    """Start processes in their own sessions; stop them all (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, log_dir: Path, env: dict | None = None):
+        self.log_dir, self.env = log_dir, {**os.environ, **(env or {})}
+        self.procs: list[subprocess.Popen] = []
+        log_dir.mkdir(parents=True, exist_ok=True)
+
+    def start(self, name: str, cmd: list[str], ready_url: str | None = None) -> None:
+        log = (self.log_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(proc)
+        if ready_url:
+            wait_http(ready_url)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("what", choices=["api", "ocr-server"])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if args.what == "api":
+        cmd = api_command(port=args.port, workers=args.workers)
+    else:
+        cmd = ocr_server_command(port=args.port)
+    os.execv(cmd[0], cmd)
+
+
+if __name__ == "__main__":
+    main()
