@@ -13,19 +13,20 @@ from pathlib import Path
 
 import pytest
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_for(predicate, timeout: float, interval: float = 0.1, message: str = "condition"):
-    """Poll `predicate` until it returns a truthy value; fail the test after `timeout`."""
+def wait_for(predicate, timeout: float, interval: float = 0.1, message="condition"):
+    """Poll `predicate` until it returns a truthy value; fail the test after `timeout`.
+    `message` may be a callable, evaluated only on failure (e.g. a worker's log)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {message}")
+    pytest.fail(f"timed out after {timeout}s waiting for "
+                f"{message() if callable(message) else message}")
 
 
 def test_database_url() -> str:
@@ -113,7 +114,8 @@ def api_server(django_db_setup, django_db_blocker, ocr_servers, tmp_path_factory
     with django_db_blocker.unblock():
         database_url = test_database_url()
     port = free_port()
-    env = {"DATABASE_URL": database_url, "OCR_SERVER_URLS": ",".join(ocr_servers), "OCR_V2_SERVERS": "2"}
+    env = {"DATABASE_URL": database_url, "OCR_SERVER_URLS": ",".join(ocr_servers),
+           "OCR_V2_SERVERS": "2"}
     with ServerGroup(tmp_path_factory.mktemp("api"), env=env) as group:
         group.start("api", api_command(port=port), ready_url=f"http://127.0.0.1:{port}/api/jobs")
         yield f"http://127.0.0.1:{port}"

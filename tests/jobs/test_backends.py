@@ -54,7 +54,8 @@ def all_finished(jobs):
 def test_noop_jobs_with_two_workers_end_done_exactly_once(backend, start_worker):
     jobs = submit(backend, 20)
     worker = start_worker(backend, workers=2)
-    wait_for(lambda: all_finished(jobs), 90, message=f"20 jobs on {backend}")
+    wait_for(lambda: all_finished(jobs), 90,
+             message=lambda: f"20 jobs on {backend}: {statuses(jobs)}\n{worker.output()}")
     rows = OcrJob.objects.filter(id__in=[j.id for j in jobs])
     assert statuses(jobs) == {"DONE": 20}
     assert all(row.attempts == 1 for row in rows)

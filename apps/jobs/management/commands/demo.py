@@ -1,7 +1,12 @@
-"""`python manage.py demo`: sample.pdf through the running API, one version at a time."""
+"""`python manage.py demo`: sample.pdf through the running API, one version at a time.
+
+`--requests 8 --clients 4` instead sends 8 requests from 4 concurrent clients to each
+version and prints the wall time of each batch (the V0 vs V2 comparison in the README).
+"""
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from django.core.management.base import BaseCommand, CommandError
@@ -20,8 +25,13 @@ class Command(BaseCommand):
         parser.add_argument("--document", default="sample.pdf")
         parser.add_argument("--queues", action="store_true", help="also V3-V6 (needs workers)")
         parser.add_argument("--timeout", type=float, default=120.0)
+        parser.add_argument("--versions", default=",".join(SYNC_VERSIONS))
+        parser.add_argument("--requests", type=int, default=0, help="batch size per version")
+        parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
 
     def handle(self, *args, api, document, queues, timeout, **options):
+        if options["requests"]:
+            return self._batches(api, document, timeout, **options)
         rows = []
         with httpx.Client(base_url=api, timeout=timeout) as client:
             for version in SYNC_VERSIONS + (QUEUE_VERSIONS if queues else []):
@@ -60,3 +70,24 @@ class Command(BaseCommand):
                 return body
             time.sleep(POLL_S)
         raise CommandError(f"not finished within {timeout:g}s")
+
+    def _batches(self, api, document, timeout, *, versions, requests, clients, **_):
+        """Wall time of `requests` calls from `clients` concurrent clients, per version."""
+        walls = {}
+        with httpx.Client(base_url=api, timeout=timeout,
+                          limits=httpx.Limits(max_connections=clients)) as client:
+            for version in versions.split(","):
+                started = time.monotonic()
+                url = f"/{version}/ocr/sync"
+                with ThreadPoolExecutor(clients) as pool:
+                    codes = list(pool.map(
+                        lambda _, url=url: client.post(url, json={"pdfName": document})
+                        .status_code, range(requests)))
+                walls[version] = time.monotonic() - started
+                ok = codes.count(200)
+                self.stdout.write(f"{version}: {requests} requests, {clients} clients: "
+                                  f"{walls[version]:.2f} s, {ok}/{requests} answered 200")
+        first, *rest = walls
+        for version in rest:
+            self.stdout.write(f"{first} / {version} wall-time ratio: "
+                              f"{walls[first] / walls[version]:.2f}")
