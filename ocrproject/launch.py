@@ -2,6 +2,7 @@
 
     python -m ocrproject.launch api --port 8000
     python -m ocrproject.launch ocr-server --port 8101
+    python -m ocrproject.launch ocr-servers --port 8101 --count 4   # 8101..8104, Ctrl-C stops
 """
 
 import argparse
@@ -81,12 +82,32 @@ class ServerGroup:
         self.stop()
 
 
+def run_ocr_servers(first_port: int, count: int) -> None:
+    """Several OCR servers on consecutive ports, in the foreground until Ctrl-C."""
+    ports = range(first_port, first_port + count)
+    with ServerGroup(ROOT / "var" / "log") as group:
+        for port in ports:
+            group.start(f"ocr-server-{port}", ocr_server_command(port=port),
+                        ready_url=f"http://127.0.0.1:{port}/ocr/predict")
+        urls = ",".join(f"http://127.0.0.1:{port}" for port in ports)
+        print(f"OCR servers up; for the API: OCR_SERVER_URLS={urls}", flush=True)
+        try:
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        finally:
+            print("stopping OCR servers", flush=True)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("what", choices=["api", "ocr-server"])
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["api", "ocr-server", "ocr-servers"])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="API worker processes")
+    parser.add_argument("--count", type=int, default=2, help="how many OCR servers")
     args = parser.parse_args()
+    if args.what == "ocr-servers":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        return run_ocr_servers(args.port, args.count)
     if args.what == "api":
         cmd = api_command(port=args.port, workers=args.workers)
     else:
