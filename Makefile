@@ -8,7 +8,7 @@ export API_PORT ?= 8000
 .PHONY: help setup services prepare up down status demo test lint format bench
 
 help:
-	@echo "make demo     set up, start the stack, run the quick bench and print the results"
+	@echo "make demo     set up, start the stack, sample.pdf through V0-V6, then the quick bench"
 	@echo "make test     set up, start the services, run the whole test suite"
 	@echo "make up       start services, API (:$(API_PORT)), OCR servers and workers"
 	@echo "make down     stop what 'make up' started"
@@ -39,7 +39,10 @@ status:
 	@scripts/stack.sh status
 
 demo: up
-	@$(PY) manage.py demo
+	@$(PY) manage.py demo --queues
+	@scripts/stack.sh stop-workers
+	@$(PY) manage.py runbench --quick
+	@scripts/stack.sh start
 	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/"
 	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password from DJANGO_SUPERUSER_PASSWORD)"
 
@@ -55,5 +58,5 @@ format:
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-bench: up
+bench: prepare
 	$(PY) manage.py runbench

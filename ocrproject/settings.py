@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "apps.ocr",
     "apps.jobs",
+    "apps.bench",
 ]
 
 MIDDLEWARE = [
@@ -75,6 +76,8 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ocrlab")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+if os.environ.get("OCRLAB_TEST_DB_NAME"):  # set by tests/pytest_env.py: one per test run
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["OCRLAB_TEST_DB_NAME"]}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -167,5 +170,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # OCRmyPDF logs ~10 INFO lines per job; WARNING keeps its Tesseract-timeout warnings,
+    # which the engine reads to tell a timeout from a blank page.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "ocrmypdf": {"level": "WARNING"}},
 }

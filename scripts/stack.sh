@@ -52,6 +52,12 @@ stop() {
   return 0
 }
 
+stop_workers() {  # the bench starts its own workers; stack workers would compete for cores
+  local pidfile
+  for pidfile in "$VAR"/run/worker-*.pid; do [ -e "$pidfile" ] && stop_bg "$pidfile"; done
+  return 0
+}
+
 status() {
   local pidfile
   for pidfile in "$VAR"/run/*.pid; do
@@ -64,6 +70,7 @@ status() {
 case "${1:-}" in
   start) start ;;
   stop) stop ;;
+  stop-workers) stop_workers ;;
   status) status ;;
-  *) die "usage: $0 start|stop|status" ;;
+  *) die "usage: $0 start|stop|stop-workers|status" ;;
 esac

@@ -16,7 +16,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from apps.jobs.models import READY, JobStatus, OcrJob
@@ -79,9 +79,10 @@ def job_publish(*, job_id: UUID, backend: str) -> bool:
 
 
 def job_mark_queued(*, job_id: UUID, at) -> None:
-    # A fast worker may have claimed the job already: keep its status, still record queued_at.
+    # A fast worker may have claimed the job already (and set queued_at to its claim time):
+    # keep its status, and keep the earlier time, so pickup = started - published.
     OcrJob.objects.filter(id=job_id).update(
-        queued_at=Coalesce(F("queued_at"), Value(at)),
+        queued_at=Least(F("queued_at"), Value(at)),  # LEAST skips NULL
         status=Case(
             When(status=JobStatus.PENDING, then=Value(JobStatus.QUEUED)), default=F("status")
         ),
@@ -125,11 +126,13 @@ def _take(job: OcrJob, worker: str) -> OcrJob | None:
     return job
 
 
-def job_start_sync(*, version: str, document: str, language: str = "eng") -> OcrJob:
+def job_start_sync(
+    *, version: str, document: str, language: str = "eng", run_tag: str = ""
+) -> OcrJob:
     """Record a V0-V2 call: it runs at once, so it is born RUNNING."""
     now = timezone.now()
     return OcrJob.objects.create(
-        version=version, backend="http", document=document, language=language,
+        version=version, backend="http", document=document, language=language, run_tag=run_tag,
         status=JobStatus.RUNNING, attempts=1, max_attempts=1, worker="", queued_at=now,
         started_at=now, lease_expires_at=now + timedelta(seconds=settings.OCR_HTTP_TIMEOUT_S),
     )

@@ -21,9 +21,14 @@ from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balance
 from apps.ocr.inputs import DocumentInput, parse_document
 
 
-def start_call(version: str, document: DocumentInput):
+def start_call(version: str, document: DocumentInput, tag: str = ""):
     return services.job_start_sync(version=version, document=document.name,
-                                   language=document.language)
+                                   language=document.language, run_tag=tag)
+
+
+def _tag(data) -> str:
+    """The bench's run tag (`tag` in the body), stored on the job like V3-V6 do."""
+    return str(data.get("tag") or "")[:64]
 
 
 def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
@@ -48,13 +53,13 @@ class V0SyncView(APIView):
 
     def post(self, request):
         document = parse_document(request.data, request.FILES)
-        job = start_call("v0", document)
+        job = start_call("v0", document, _tag(request.data))
         outcome = predict_sync(settings.OCR_SERVER_URLS[0], document.http_payload())
         code, body = finish_call(job, outcome)
         return Response(body, status=code)
 
 
-async def _parse(request) -> DocumentInput | JsonResponse:
+async def _parse(request) -> tuple[DocumentInput, str] | JsonResponse:
     import json
 
     if request.content_type == "application/json":
@@ -68,16 +73,17 @@ async def _parse(request) -> DocumentInput | JsonResponse:
     else:
         data, files = request.POST, request.FILES
     try:
-        return parse_document(data, files)
+        return parse_document(data, files), _tag(data)
     except ValidationError as exc:
         return JsonResponse(exc.detail, status=400, safe=False)
 
 
 async def _async_call(request, version: str, pick_server) -> JsonResponse:
-    document = await _parse(request)
-    if isinstance(document, JsonResponse):
-        return document
-    job = await sync_to_async(start_call)(version, document)
+    parsed = await _parse(request)
+    if isinstance(parsed, JsonResponse):
+        return parsed
+    document, tag = parsed
+    job = await sync_to_async(start_call)(version, document, tag)
     async with pick_server() as server:
         outcome = await predict_async(server, document.http_payload())
     code, body = await sync_to_async(finish_call)(job, outcome)

@@ -1,0 +1,171 @@
+"""`python manage.py runbench [--quick]`: the benchmark matrix, written to results/<time>/."""
+
+import logging
+import os
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from apps.bench.cells import (
+    ALL_VERSIONS,
+    QUEUE_VERSIONS,
+    MatrixParams,
+    build_matrix,
+    default_extra_backends,
+    parse_int_list,
+    parse_name_list,
+    quick_params,
+)
+from apps.bench.runner import RunConfig
+from apps.bench.session import BenchOptions, run_bench
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the bench matrix (versions/backends x workers x users x jobs x workload); "
+        "writes results/<timestamp>/report.md and saves a BenchRun."
+    )
+
+    def add_arguments(self, parser):
+        add = parser.add_argument
+        add("--versions", default=",".join(ALL_VERSIONS), help="v0..v6 (comma list, or none)")
+        add(
+            "--backends",
+            default=None,
+            help="aliases run through /api/jobs (default: those no version covers)",
+        )
+        add("--workers", default="1,2,4", help="worker processes (V0-V2: OCR servers)")
+        add("--users", default="16", help="locust users for the ocr workload")
+        add("--noop-users", default="16,64", help="locust users for the noop workload")
+        add("--jobs-per-user", type=int, default=16)
+        add("--workload", default="ocr,noop", help="ocr, noop, sleep:S, cpu:S (comma list)")
+        add("--deadline", type=float, default=60.0, help="seconds a job may take end to end")
+        add("--repeat", type=int, default=1, help="run the matrix N times (medians reported)")
+        add("--quick", action="store_true", help="small matrix: a few minutes on 2 cores")
+        add("--out", default="results", help="results root; a <timestamp> folder is made")
+        add("--drain-timeout", type=float, default=300.0, help="max wait for the queue to drain")
+        add("--poll-interval", type=float, default=0.2, help="locust users' longest poll wait")
+        add("--document", default="sample.pdf", help="corpus document for every job")
+        add("--api-workers", type=int, default=2, help="uvicorn worker processes of the API")
+        add("--bare-runs", type=int, default=3, help="in-process run_ocr timings (0: skip)")
+        add(
+            "--queue-prefix",
+            default=None,
+            help="queue/stream/topic prefix of the bench (default: <OCRLAB_QUEUE_PREFIX>-bench)",
+        )
+        add(
+            "--burst-jobs",
+            type=int,
+            default=None,
+            help="noop queue cells: jobs published at once to measure capacity "
+            "(default 500, --quick 100, 0: off)",
+        )
+        add("--dry-run", action="store_true", help="print the matrix and exit")
+
+    def handle(self, *args, **opts):
+        cells = self._cells(opts)
+        if opts["dry_run"]:
+            for spec in cells:
+                self.stdout.write(spec.cell_id)
+            self.stdout.write(f"{len(cells)} cells")
+            return
+        if not cells:
+            raise CommandError("the matrix is empty; check --versions, --backends, --workload")
+        options = BenchOptions(
+            cells=cells,
+            config=self._config(opts),
+            bare_runs=opts["bare_runs"],
+            command=shlex.join(["manage.py", *sys.argv[1:]]),
+            params=_jsonable(opts),
+        )
+        for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored
+            signal.signal(sig, _interrupt)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per warm-up request
+        outcome = run_bench(options, stream=self.stderr)
+        self.stdout.write(
+            f"report: {outcome.out_dir / 'report.md'}  "
+            f"(BenchRun #{outcome.run.pk}, {outcome.run.status})"
+        )
+
+    def _cells(self, opts):
+        from tasks.backends.registry import backend_aliases
+
+        try:
+            versions = parse_name_list(opts["versions"])
+            backends = (
+                parse_name_list(opts["backends"])
+                if opts["backends"] is not None
+                else default_extra_backends(backend_aliases(), settings.VERSION_BACKENDS)
+            )
+            unknown = [v for v in versions if v not in ALL_VERSIONS] + [
+                b for b in backends if b not in backend_aliases()
+            ]
+            if unknown:
+                raise ValueError(f"unknown versions/backends: {', '.join(unknown)}")
+            return self._matrix(opts, versions, backends)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _matrix(self, opts, versions, backends):
+        vb = settings.VERSION_BACKENDS
+        if opts["quick"]:
+            queue = [v for v in versions if v in QUEUE_VERSIONS] + backends
+            params = quick_params(queue, opts["deadline"], opts["repeat"])
+            return [cell for p in params for cell in build_matrix(p, vb)]
+        params = MatrixParams(
+            versions=versions,
+            backends=backends,
+            workers=parse_int_list(opts["workers"]),
+            users=parse_int_list(opts["users"]),
+            noop_users=parse_int_list(opts["noop_users"]),
+            jobs_per_user=opts["jobs_per_user"],
+            workloads=parse_name_list(opts["workload"]),
+            deadline_s=opts["deadline"],
+            repeat=opts["repeat"],
+        )
+        return build_matrix(params, vb)
+
+    def _config(self, opts) -> RunConfig:
+        env = dict(os.environ)
+        prefix = opts["queue_prefix"] or f"{settings.QUEUE_PREFIX}-bench"
+        if prefix != settings.QUEUE_PREFIX:
+            from tasks.backends.registry import reset_backends
+
+            settings.QUEUE_PREFIX = prefix  # this process purges the bench's own queues
+            reset_backends()
+        env["OCRLAB_QUEUE_PREFIX"] = prefix
+        out_dir = Path(opts["out"]).resolve() / timezone.now().strftime("%Y%m%d-%H%M%S")
+        return RunConfig(
+            out_dir=out_dir,
+            env=env,
+            drain_timeout_s=opts["drain_timeout"],
+            poll_interval_s=opts["poll_interval"],
+            pdf_name=opts["document"],
+            api_workers=opts["api_workers"],
+            burst_jobs=_burst_jobs(opts),
+        )
+
+
+def _burst_jobs(opts: dict) -> int:
+    if opts["burst_jobs"] is not None:
+        return max(0, opts["burst_jobs"])
+    return 100 if opts["quick"] else 500
+
+
+def _jsonable(opts: dict) -> dict:
+    return {
+        k: v
+        for k, v in opts.items()
+        if isinstance(v, str | int | float | bool | type(None))
+        and k
+        not in {"settings", "pythonpath", "traceback", "no_color", "force_color", "skip_checks"}
+    }

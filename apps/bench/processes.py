@@ -1,0 +1,195 @@
+"""The processes of a cell: API, OCR servers, workers and locust, plus broker probes."""
+
+from __future__ import annotations
+
+import csv
+import socket
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from apps.bench.cells import CellSpec
+from apps.bench.metrics import SubmitStats
+from ocrproject.launch import ROOT, ServerGroup, api_command, ocr_server_command
+
+LOCUSTFILE = ROOT / "locust" / "locustfile.py"
+LOCUST_BIN = Path(sys.executable).parent / "locust"
+DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}
+SUBMIT_NAME, JOB_NAME = "submit", "job end-to-end"  # as in locust/ocr_scenario.py
+MISSING_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cell_env(spec: CellSpec, base: dict[str, str], ocr_ports: list[int]) -> dict[str, str]:
+    """The cell's environment: V0-V2 get their OCR servers (V2 spreads over all W)."""
+    env = {**base, "PYTHONUNBUFFERED": "1"}
+    if spec.kind == "sync":
+        env["OCR_SERVER_URLS"] = ",".join(f"http://127.0.0.1:{p}" for p in ocr_ports)
+        env["OCR_V2_SERVERS"] = str(spec.workers)
+    return env
+
+
+def start_stack(
+    group: ServerGroup, spec: CellSpec, *, ocr_ports: list[int], api_workers: int
+) -> str:
+    """OCR servers (sync) or runworker (queue), then the API; returns the API's base URL."""
+    for port in ocr_ports:
+        group.start(
+            f"ocr-{port}",
+            ocr_server_command(port=port),
+            ready_url=f"http://127.0.0.1:{port}/ocr/predict",
+        )
+    if spec.kind == "queue":
+        group.start(
+            "worker",
+            [
+                sys.executable,
+                "manage.py",
+                "runworker",
+                "--backend",
+                spec.backend,
+                "--workers",
+                str(spec.workers),
+            ],
+        )
+    port = free_port()
+    host = f"http://127.0.0.1:{port}"
+    group.start(
+        "api",
+        api_command(port=port, workers=api_workers),
+        ready_url=f"{host}/api/jobs/{MISSING_ID}",
+    )
+    return host
+
+
+def locust_command(
+    spec: CellSpec, *, host: str, csv_prefix: Path, tag: str, pdf_name: str, poll_interval_s: float
+) -> list[str]:
+    """Headless locust for one cell: U users at once, J jobs each, then it quits."""
+    run_time_s = int(spec.jobs_per_user * (spec.deadline_s + 5) + 60)
+    version = spec.version
+    cmd = [
+        str(LOCUST_BIN),
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        str(spec.users),
+        "-r",
+        str(spec.users),
+        "--host",
+        host,
+        "--csv",
+        str(csv_prefix),
+        "--only-summary",
+        "--run-time",
+        f"{run_time_s}s",
+        "--exit-code-on-error",
+        "0",
+        "--ocr-version",
+        version,
+        "--workload",
+        spec.workload,
+        "--pdf-name",
+        pdf_name,
+        "--deadline",
+        f"{spec.deadline_s:g}",
+        "--jobs-per-user",
+        str(spec.jobs_per_user),
+        "--poll-interval",
+        f"{poll_interval_s:g}",
+        "--run-tag",
+        tag,
+    ]
+    if version == "api":
+        cmd += ["--backend", spec.backend]
+    return cmd
+
+
+def locust_timeout_s(spec: CellSpec) -> float:
+    """How long to let locust run before killing it (its own --run-time plus slack)."""
+    return spec.jobs_per_user * (spec.deadline_s + 5) + 120
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "", "N/A") else None
+    except ValueError:
+        return None
+
+
+def read_locust_stats(path: Path) -> tuple[SubmitStats | None, dict[str, float | None]]:
+    """The submit line as SubmitStats, and locust's own job end-to-end numbers."""
+    if not path.is_file():
+        return None, {}
+    with path.open(newline="") as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    submit, job = rows.get(SUBMIT_NAME), rows.get(JOB_NAME)
+    stats = (
+        None
+        if submit is None
+        else SubmitStats(
+            requests=int(submit["Request Count"]),
+            failures=int(submit["Failure Count"]),
+            p50_ms=_number(submit.get("50%")),
+            p99_ms=_number(submit.get("99%")),
+        )
+    )
+    extra = (
+        {}
+        if job is None
+        else {
+            "locust_jobs": _number(job["Request Count"]),
+            "locust_job_failures": _number(job["Failure Count"]),
+            "locust_job_p50_ms": _number(job.get("50%")),
+            "locust_job_p99_ms": _number(job.get("99%")),
+        }
+    )
+    return stats, extra
+
+
+def broker_address(url: str) -> tuple[str, int] | None:
+    """(host, port) of a broker URL: redis://h:p/0, amqp://u:p@h:p//, or Kafka's h:p,h:p."""
+    first = url.split(",")[0].strip()
+    parts = urlsplit(first if "://" in first else f"kafka://{first}")
+    if not parts.hostname:
+        return None
+    return parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
+
+
+def tcp_reachable(host: str, port: int, timeout_s: float = 2.0) -> bool:
+    """True when something accepts a TCP connection at host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def call_with_timeout(func: Callable[[], object], timeout_s: float) -> str | None:
+    """Run func in a thread; None on success, else the error (or a timeout) as text."""
+    outcome: list[str | None] = []
+
+    def target() -> None:
+        try:
+            func()
+            outcome.append(None)
+        except Exception as exc:  # reported as the reason to skip the cell
+            outcome.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            from django.db import connections
+
+            connections.close_all()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return outcome[0] if outcome else f"no answer within {timeout_s:g}s"

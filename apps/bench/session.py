@@ -1,0 +1,182 @@
+"""A whole bench run: context, bare run_ocr timing, every cell, the files and a BenchRun row.
+
+Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by `runbench`) stops after cleaning up the
+current cell; the cells done so far are still written and saved.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.bench import system
+from apps.bench.aggregate import summarize
+from apps.bench.cells import CellSpec
+from apps.bench.export import write_all
+from apps.bench.models import BenchRun, BenchStatus
+from apps.bench.runner import RunConfig, run_cell
+from apps.bench.targets import evaluate
+
+
+@dataclass
+class BenchOptions:
+    """A run: its cells, where to write, and what to hand the cell runner."""
+
+    cells: list[CellSpec]
+    config: RunConfig
+    bare_runs: int = 3
+    command: str = "manage.py runbench"
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class BenchOutcome:
+    out_dir: Path
+    run: BenchRun
+    results: list[dict]
+    summaries: list[dict]
+    targets: list[dict]
+
+
+def format_duration(seconds: float) -> str:
+    """'1h02m', '3m05s', '42s'."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def progress_line(index: int, total: int, elapsed_s: float, label: str) -> str:
+    """'[3/12] v3-ocr-w2-u16x16-r1  elapsed 1m02s  ETA ~5m10s' (ETA: mean cell time)."""
+    done = index - 1
+    eta = format_duration(elapsed_s / done * (total - done)) if done else "?"
+    return f"[{index}/{total}] {label}  elapsed {format_duration(elapsed_s)}  ETA ~{eta}"
+
+
+def cell_line(result: dict) -> str:
+    """One line about a finished cell, for the progress output."""
+    if result["status"] != "ok":
+        return f"    {result['status']}: {result['note']}"
+    m = result["metrics"]
+    thr = m.get("throughput")
+    burst = m.get("burst_throughput")
+    extra = f", burst {burst:.1f} jobs/s" if burst else ""
+    return (
+        f"    ok: {m['successes']}/{m['submitted']} in deadline, {m['errors']} errors, "
+        f"{m['timeouts']} timeouts, {thr or 0:.2f} jobs/s{extra}"
+        + (f"  ({result['note']})" if result["note"] else "")
+    )
+
+
+def measure_bare_ocr(document: str, runs: int) -> dict:
+    """Median seconds of in-process run_ocr on `document` (after one untimed warm-up run)."""
+    from apps.ocr.corpus import ensure_corpus, resolve
+    from apps.ocr.engine import PredictRequest, run_ocr
+
+    ensure_corpus()
+    request = PredictRequest(source=resolve(document), name=document, language="eng")
+    times = []
+    for i in range(runs + 1):
+        started = time.perf_counter()
+        result = run_ocr(request)
+        if i:
+            times.append(time.perf_counter() - started)
+        (Path(settings.MEDIA_ROOT) / result.pdf).unlink(missing_ok=True)
+    return {"document": document, "runs": times, "median_s": statistics.median(times)}
+
+
+def run_bench(options: BenchOptions, *, stream: TextIO | None = None) -> BenchOutcome:
+    """Run every cell; always write the files and the BenchRun row, even when interrupted."""
+    stream = stream or sys.stderr
+    out_dir = options.config.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = _context(options)
+    run = BenchRun.objects.create(
+        git_commit=context["git"]["commit"],
+        git_dirty=context["git"]["dirty"],
+        machine=context["machine"],
+        versions=context["versions"],
+        params=context["params"],
+        report_path=str(out_dir / "report.md"),
+    )
+    results: list[dict] = []
+    status = BenchStatus.DONE
+    try:
+        _bare(options, context, stream)
+        _run_cells(options, results, stream, stamp=timezone.now().strftime("%y%m%d%H%M%S"))
+    except KeyboardInterrupt:
+        status = BenchStatus.INTERRUPTED
+        stream.write(
+            "\ninterrupted: processes of the current cell were stopped; writing what was measured\n"
+        )
+    except Exception:
+        status = BenchStatus.FAILED
+        raise
+    finally:
+        outcome = _finish(options, run, results, context, status)
+    return outcome
+
+
+def _context(options: BenchOptions) -> dict:
+    return {
+        "machine": system.machine(),
+        "versions": system.versions(),
+        "git": system.git_info(),
+        "params": options.params,
+        "command": options.command,
+        "started": timezone.now().isoformat(timespec="seconds"),
+    }
+
+
+def _bare(options: BenchOptions, context: dict, stream: TextIO) -> None:
+    if options.bare_runs < 1 or not any(c.workload == "ocr" for c in options.cells):
+        return
+    stream.write(f"measuring bare run_ocr ({options.bare_runs} runs)...\n")
+    context["bare_ocr"] = measure_bare_ocr(options.config.pdf_name, options.bare_runs)
+    stream.write(f"    bare run_ocr: {context['bare_ocr']['median_s']:.2f} s\n")
+
+
+def _run_cells(options: BenchOptions, results: list[dict], stream: TextIO, stamp: str) -> None:
+    started, total = time.monotonic(), len(options.cells)
+    for index, spec in enumerate(options.cells, start=1):
+        stream.write(progress_line(index, total, time.monotonic() - started, spec.cell_id) + "\n")
+        stream.flush()
+        tag = f"b{stamp}-c{index:03d}-r{spec.repeat:02d}"[:64]
+        results.append(run_cell(spec, tag, options.config))
+        stream.write(cell_line(results[-1]) + "\n")
+    stream.write(f"all {total} cells done in {format_duration(time.monotonic() - started)}\n")
+
+
+def _finish(
+    options: BenchOptions, run: BenchRun, results: list[dict], context: dict, status: str
+) -> BenchOutcome:
+    from tasks.backends.registry import reset_backends
+
+    reset_backends()
+    context.update(
+        finished=timezone.now().isoformat(timespec="seconds"),
+        interrupted=status == BenchStatus.INTERRUPTED,
+    )
+    summaries = summarize(results)
+    bare_s = (context.get("bare_ocr") or {}).get("median_s")
+    targets = evaluate(summaries, bare_s=bare_s, cores=context["machine"]["nproc"])
+    report = write_all(options.config.out_dir, results, summaries, targets, context)
+    BenchRun.objects.filter(pk=run.pk).update(
+        finished_at=timezone.now(),
+        status=status,
+        cells=summaries,
+        targets=targets,
+        bare_ocr_s=bare_s,
+        report_path=str(report),
+    )
+    run.refresh_from_db()
+    return BenchOutcome(options.config.out_dir, run, results, summaries, targets)

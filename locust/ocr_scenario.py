@@ -1,0 +1,123 @@
+"""What the locust users do, as plain data and functions (no locust import, so tests can
+load this module without gevent's monkey patching).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+SYNC_VERSIONS = ("v0", "v1", "v2")
+QUEUE_VERSIONS = ("v3", "v4", "v5", "v6")
+VERSIONS = SYNC_VERSIONS + QUEUE_VERSIONS + ("api",)
+FINISHED = ("DONE", "FAILED")
+
+SUBMIT_NAME = "submit"  # the bench reads this line of the stats CSV for submit latency
+POLL_NAME = "poll"
+JOB_TYPE, JOB_NAME = "JOB", "job end-to-end"
+
+DEFAULTS = {
+    "ocr_version": "v3",
+    "backend": "db",
+    "workload": "ocr",
+    "pdf_name": "sample.pdf",
+    "deadline": 60.0,
+    "jobs_per_user": 16,
+    "poll_interval": 0.2,
+    "poll_initial": 0.01,
+    "run_tag": "",
+}
+
+
+class JobTimeout(Exception):
+    """The job did not finish within the deadline."""
+
+
+class JobFailed(Exception):
+    """The job ended FAILED (or a sync call did not answer 200)."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One user's job: where to send it, what to run, how long to wait."""
+
+    version: str = "v3"
+    backend: str = "db"
+    workload: str = "ocr"
+    pdf_name: str = "sample.pdf"
+    deadline_s: float = 60.0
+    jobs_per_user: int = 16
+    poll_interval_s: float = 0.2
+    poll_initial_s: float = 0.01
+    run_tag: str = ""
+
+    @property
+    def is_sync(self) -> bool:
+        return self.version in SYNC_VERSIONS
+
+    @property
+    def submit_path(self) -> str:
+        if self.is_sync:
+            return f"/{self.version}/ocr/sync"
+        return "/api/jobs" if self.version == "api" else f"/{self.version}/ocr/jobs"
+
+    def status_path(self, job_id: str) -> str:
+        """Where to poll a submitted job."""
+        if self.version == "api":
+            return f"/api/jobs/{job_id}"
+        return f"/{self.version}/ocr/jobs/{job_id}"
+
+    def submit_body(self) -> dict:
+        """JSON body of the submit (sync call or job) request."""
+        body = {"pdfName": self.pdf_name, "tag": self.run_tag}
+        if not self.is_sync:
+            body["workload"] = self.workload
+        if self.version == "api":
+            body["backend"] = self.backend
+        return body
+
+    def check(self) -> None:
+        """Raise ValueError on options no run can use."""
+        if self.version not in VERSIONS:
+            raise ValueError(f"--ocr-version must be one of {', '.join(VERSIONS)}")
+        if self.deadline_s <= 0 or self.jobs_per_user < 1 or self.poll_interval_s <= 0:
+            raise ValueError("--deadline, --jobs-per-user and --poll-interval must be > 0")
+
+
+def scenario_from_options(options: object, version: str | None = None) -> Scenario:
+    """A Scenario from locust's parsed options; `version` overrides --ocr-version."""
+
+    def get(name: str):
+        value = getattr(options, name, None)
+        return DEFAULTS[name] if value in (None, "") else value
+
+    scenario = Scenario(
+        version=version or str(get("ocr_version")),
+        backend=str(get("backend")),
+        workload=str(get("workload")),
+        pdf_name=str(get("pdf_name")),
+        deadline_s=float(get("deadline")),
+        jobs_per_user=int(get("jobs_per_user")),
+        poll_interval_s=float(get("poll_interval")),
+        poll_initial_s=float(get("poll_initial")),
+        run_tag=str(get("run_tag")),
+    )
+    scenario.check()
+    return scenario
+
+
+def poll_delays(initial_s: float, maximum_s: float) -> Iterator[float]:
+    """Waits between polls: start small (fast jobs are seen fast), double up to the maximum."""
+    delay = min(initial_s, maximum_s) if initial_s > 0 else maximum_s
+    while True:
+        yield delay
+        delay = min(delay * 2, maximum_s)
+
+
+def job_outcome(status: str | None, elapsed_s: float, deadline_s: float) -> Exception | None:
+    """None for DONE within the deadline; JobFailed for FAILED; JobTimeout otherwise."""
+    if status == "FAILED":
+        return JobFailed("job ended FAILED")
+    if status == "DONE" and elapsed_s <= deadline_s:
+        return None
+    return JobTimeout(f"job not DONE within {deadline_s:g}s (last status {status})")
