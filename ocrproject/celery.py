@@ -1,0 +1,163 @@
+"""The Celery apps: one per backend alias (`rabbit` = V5 on RabbitMQ, `celery-redis`).
+
+One process may publish to both aliases, so `make_app(alias, url)` builds an app of its
+own for each (the backend keeps it). The worker CLI serves one alias, chosen by the
+OCRLAB_CELERY_BACKEND variable (default `rabbit`); `-A ocrproject` finds `app` here:
+
+    OCRLAB_CELERY_BACKEND=rabbit .venv/bin/celery -A ocrproject worker --pool prefork \
+        --concurrency 2 -Q ocrlab.rabbit --without-gossip --without-mingle \
+        --without-heartbeat -O fair --loglevel INFO
+
+(`-Q` is `<OCRLAB_QUEUE_PREFIX>.<alias>`; `manage.py runworker --backend rabbit
+--workers 2` runs this same command, plus the outbox relay, and restarts it if it dies.)
+
+Settings for long CPU-heavy jobs: the message is acked after the job is stored and
+requeued if the worker process dies (acks_late, reject_on_worker_lost); each prefork
+process reserves one message at a time (prefetch multiplier 1); Celery's time limits sit
+above process_job's own JOB_TIME_LIMIT_S as a backstop; no result backend (the OcrJob
+row is the result); on Redis the visibility timeout is far above the longest job.
+
+RabbitMQ's consumer_timeout (default 30 min) must stay above the hard time limit. Before
+RabbitMQ 3.12 it is only a broker setting (rabbitmq.conf `consumer_timeout = <ms>`, or at
+run time `rabbitmqctl eval 'application:set_env(rabbit, consumer_timeout, <ms>).'`); the
+per-consumer `x-consumer-timeout` argument set here takes effect on 3.12 and later and is
+ignored by older brokers (3.10 here). A warning is logged when the limit is too long.
+"""
+
+import logging
+import os
+import sys
+
+from celery import Celery, signals
+from django.conf import settings
+from kombu import Exchange, Queue
+
+from tasks.backends.celery import die_with_parent
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
+log = logging.getLogger(__name__)
+
+ALIAS_ENV = "OCRLAB_CELERY_BACKEND"
+DEFAULT_ALIAS = "rabbit"
+TASK_NAME = "ocrlab.process_job"
+CONNECT_TIMEOUT_S = 2.0  # publish fails within this when the broker is down
+SOFT_LIMIT_MARGIN_S = 15.0  # process_job stops the job at JOB_TIME_LIMIT_S; these are
+HARD_LIMIT_MARGIN_S = 30.0  # Celery's backstops (soft raises, hard kills the process)
+RABBITMQ_CONSUMER_TIMEOUT_S = 1800.0  # the broker's default
+WORKER_ARGS = (
+    "worker --pool prefork --without-gossip --without-mingle --without-heartbeat -O fair "
+    "--loglevel INFO"
+)
+DB_REUSE_MAX_TASKS = 1000
+QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")  # process_job logs the job
+
+
+def queue_name(alias: str) -> str:
+    return f"{settings.QUEUE_PREFIX}.{alias}"
+
+
+def worker_command(alias: str, count: int) -> list[str]:
+    """The `celery worker` command that runworker runs: `count` prefork processes."""
+    return [
+        *(sys.executable, "-m", "celery", "-A", __name__, *WORKER_ARGS.split()),
+        *("--concurrency", str(count), "-Q", queue_name(alias)),
+        *("--hostname", f"{alias}-{os.getpid()}@%h"),
+    ]
+
+
+def make_app(alias: str, url: str) -> Celery:
+    """A Celery app for one alias: its broker URL, its queue, the ocrlab.process_job task."""
+    from tasks.celery_tasks import register
+
+    app = Celery(f"ocrlab-{alias}", set_as_current=False)
+    app.conf.update(app_config(alias, url))
+    register(app, TASK_NAME)
+    return app
+
+
+def app_config(alias: str, url: str) -> dict:
+    """Celery settings for one alias (see the module docstring for the why)."""
+    queue = queue_name(alias)
+    hard_limit_s = settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S
+    return {
+        "broker_url": url,
+        "broker_connection_timeout": CONNECT_TIMEOUT_S,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": transport_options(url, hard_limit_s),
+        "task_queues": [_queue(queue, url, hard_limit_s)],
+        "task_default_queue": queue,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "task_ignore_result": True,
+        "task_publish_retry": False,
+        "task_soft_time_limit": settings.JOB_TIME_LIMIT_S + SOFT_LIMIT_MARGIN_S,
+        "task_time_limit": hard_limit_s,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "worker_prefetch_multiplier": 1,
+        "worker_send_task_events": False,
+        # A lost broker connection redelivers the message; the lease makes the copy a
+        # skip, so let the running job finish and store its result.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "worker_hijack_root_logger": False,
+        # Celery's Django fix-up closes every DB connection before and after each task
+        # unless this is set: a new Postgres connection per job. process_job's
+        # close_old_connections() already honours CONN_MAX_AGE and drops broken ones.
+        "CELERY_DB_REUSE_MAX": DB_REUSE_MAX_TASKS,
+    }
+
+
+def transport_options(url: str, hard_limit_s: float) -> dict:
+    if url.startswith(("redis://", "rediss://")):
+        # Unacked messages come back after this: keep it well above the longest job.
+        return {
+            "visibility_timeout": max(3600.0, 2 * hard_limit_s),
+            "socket_connect_timeout": CONNECT_TIMEOUT_S,
+        }
+    return {}
+
+
+def _queue(name: str, url: str, hard_limit_s: float) -> Queue:
+    args = None
+    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        args = {"x-consumer-timeout": int((hard_limit_s + HARD_LIMIT_MARGIN_S) * 1000)}
+        if hard_limit_s >= RABBITMQ_CONSUMER_TIMEOUT_S:
+            log.warning(
+                "Celery hard time limit %.0fs is above RabbitMQ's default "
+                "consumer_timeout (%.0fs): raise it on the broker (see %s)",
+                hard_limit_s,
+                RABBITMQ_CONSUMER_TIMEOUT_S,
+                __name__,
+            )
+    return Queue(name, Exchange(name, type="direct"), routing_key=name, consumer_arguments=args)
+
+
+@signals.setup_logging.connect
+def use_django_logging(loglevel=None, **kwargs) -> None:
+    """Keep Django's LOGGING (root at LOG_LEVEL, INFO by default: one line per job from
+    process_job) instead of Celery's set-up, whose default WARNING would hide those
+    lines; a lower `--loglevel` (DEBUG) still applies."""
+    import django
+
+    django.setup()
+    root = logging.getLogger()
+    if isinstance(loglevel, int) and loglevel < root.level:
+        root.setLevel(loglevel)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def __getattr__(name: str) -> Celery:
+    """`app` (what `celery -A ocrproject` looks for): the app of OCRLAB_CELERY_BACKEND."""
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    alias = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
+    conf = settings.JOB_BACKENDS.get(alias, {})
+    if not conf.get("BACKEND", "").endswith("CeleryBackend"):
+        raise RuntimeError(f"{ALIAS_ENV}={alias!r} is not a Celery backend alias")
+    globals()["app"] = make_app(alias, conf["OPTIONS"]["url"])
+    return globals()["app"]
+
+
+die_with_parent()
