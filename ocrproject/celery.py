@@ -32,7 +32,7 @@ from celery import Celery, signals
 from django.conf import settings
 from kombu import Exchange, Queue
 
-from tasks.backends.celery import die_with_parent
+from tasks.supervisor import die_with_parent
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 log = logging.getLogger(__name__)

@@ -143,6 +143,9 @@ JOB_LEASE_S = env_float("JOB_LEASE_S", 30.0)
 JOB_RETRY_DELAY_S = env_float("JOB_RETRY_DELAY_S", 1.0)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
+# A QUEUED job whose message has not been claimed this long is sent again (a message lost
+# before any claim). Keep it above the longest expected queue wait: duplicates cost a skip.
+RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
 
 # Backends by alias, resolved by tasks.backends.registry (like DATABASES).
 JOB_BACKENDS = {

@@ -95,33 +95,12 @@ def make_message(alias: str, job_id: str) -> dramatiq.Message:
 
 
 def process_job_actor(job_id: str) -> None:
-    """Run one job. A Dramatiq time limit (a BaseException that process_job does not
-    catch) is stored on the job like any failure, so it is retried or ends FAILED."""
-    from tasks.process import process_job
+    """Run one job; a Dramatiq time limit is stored on the job (see process.INTERRUPTS)."""
+    from tasks import process
 
-    try:
-        process_job(job_id)
-    except TimeLimitExceeded:
-        record_time_limit(job_id)
-
-
-def record_time_limit(job_id: str) -> None:
-    """Fail this worker's attempt of `job_id` after a time limit; republish a retry."""
-    from apps.jobs import services
-    from apps.jobs.models import JobStatus, OcrJob
-
-    worker = services.worker_name()
-    job = OcrJob.objects.filter(id=job_id, status=JobStatus.RUNNING, worker=worker).first()
-    if job is None:
-        return
-    error = f"JobTimeout: job exceeded the worker time limit of {time_limit_s():g}s"
-    try:
-        retry = services.job_fail(job_id=job.id, attempt=job.attempts, error=error)
-    except services.StaleClaim:
-        return
-    log.warning("job %s %s", job_id, "retry (time limit)" if retry else "failed (time limit)")
-    if retry:
-        services.job_publish(job_id=job.id, backend=job.backend)
+    if TimeLimitExceeded not in process.INTERRUPTS:
+        process.INTERRUPTS.append(TimeLimitExceeded)
+    process.process_job(job_id)
 
 
 def declare_actor(broker: dramatiq.Broker, alias: str) -> dramatiq.Actor:
@@ -173,7 +152,7 @@ def main() -> int:
     """`python -m tasks.dramatiq_actors ARGS`: the Dramatiq CLI, stopped with its parent."""
     from dramatiq.cli import main as dramatiq_main
 
-    from tasks.backends.celery import die_with_parent
+    from tasks.supervisor import die_with_parent
 
     die_with_parent()
     return dramatiq_main()

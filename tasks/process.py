@@ -26,6 +26,11 @@ class JobTimeout(Exception):
     pass
 
 
+# Framework time limits that are BaseExceptions (Dramatiq's TimeLimitExceeded): adapters
+# register theirs, so a limit hit is stored like any failure (retried or FAILED).
+INTERRUPTS: list[type[BaseException]] = []
+
+
 def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) -> str:
     """Run one job to its end; returns what happened: done, failed, retry, skipped, stale.
 
@@ -52,6 +57,10 @@ def _run(job, worker: str) -> str:
         with heartbeat(job.id, job.attempts), time_limit(settings.JOB_TIME_LIMIT_S):
             result = run_workload(job)
     except Exception as exc:  # every failure is stored on the job, never lost
+        return _fail(job, exc)
+    except BaseException as exc:
+        if not isinstance(exc, tuple(INTERRUPTS)):
+            raise
         return _fail(job, exc)
     try:
         services.job_succeed(job_id=job.id, attempt=job.attempts, result=result)

@@ -5,10 +5,14 @@ process group of their own, so a Ctrl-C in the terminal reaches only the supervi
 which then asks each child to stop after its current job (SIGTERM).
 """
 
+import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -17,6 +21,13 @@ from django.conf import settings
 log = logging.getLogger("tasks.supervisor")
 RESTART_DELAY_S = 1.0
 STOP_GRACE_S = 10.0  # on top of the job time limit
+# For framework worker commands (Celery, Dramatiq) run by CommandWorkers:
+PARENT_PID_ENV = "OCRLAB_PARENT_PID"  # set for a command started by CommandWorkers
+RESTART_MAX_DELAY_S = 30.0
+HEALTHY_AFTER_S = 60.0  # a command that ran this long restarts after RESTART_DELAY_S
+COMMAND_STOP_GRACE_S = 30.0  # on top of the job time limit and the framework margin
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+PARENT_DEATH_SIGNAL = getattr(signal, "SIGRTMIN", 34) + 1  # used by neither framework
 
 
 def worker_main(alias: str, index: int) -> None:
@@ -84,3 +95,85 @@ class Supervisor:
                 log.error("worker pid %s did not stop in time; killing it", proc.pid)
                 proc.kill()
                 proc.join()
+
+
+class CommandWorkers:
+    """Run a framework's worker command in a process group of its own; restart it when
+    it exits by itself; on stop, SIGTERM it (warm shutdown: current jobs finish)."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], stop_timeout_s: float):
+        self.name, self.cmd, self.stop_timeout_s = name, cmd, stop_timeout_s
+        self.env = {**os.environ, **env, PARENT_PID_ENV: str(os.getpid())}
+
+    def run(self, stop: threading.Event) -> None:
+        """Keep the command running until `stop` is set, then stop it and its children.
+        A command that keeps dying at once is restarted less and less often."""
+        proc, started, delay_s = self._start(), time.monotonic(), RESTART_DELAY_S
+        while not stop.wait(0.5):
+            if proc.poll() is None:
+                continue
+            if time.monotonic() - started > HEALTHY_AFTER_S:
+                delay_s = RESTART_DELAY_S
+            log.warning(
+                "%s (pid %s) exited with %s; restarting in %.0fs",
+                self.name,
+                proc.pid,
+                proc.returncode,
+                delay_s,
+            )
+            _signal_group(proc.pid, signal.SIGTERM)  # children it may have left behind
+            if stop.wait(delay_s):
+                return
+            proc, started = self._start(), time.monotonic()
+            delay_s = min(2 * delay_s, RESTART_MAX_DELAY_S)
+        self._stop(proc)
+
+    def _start(self) -> subprocess.Popen:
+        # A session of its own: a Ctrl-C in the terminal reaches only runworker, which
+        # then sends one SIGTERM (a second signal means "kill now" to both frameworks).
+        proc = subprocess.Popen(self.cmd, env=self.env, start_new_session=True)
+        log.info("%s started: pid %s: %s", self.name, proc.pid, " ".join(self.cmd))
+        return proc
+
+    def _stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(self.stop_timeout_s)
+        except subprocess.TimeoutExpired:
+            log.error("%s did not stop in %.0fs; killing it", self.name, self.stop_timeout_s)
+        _signal_group(proc.pid, signal.SIGKILL)  # nothing may outlive runworker
+        proc.wait()
+        log.info("%s stopped (exit %s)", self.name, proc.returncode)
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def die_with_parent() -> None:
+    """In a command started by CommandWorkers: SIGTERM (warm shutdown) when runworker
+    dies, even by SIGKILL, so no worker outlives it. Linux only; a no-op elsewhere.
+
+    The kernel sends the parent-death signal once per thread of the dying parent (the
+    child is handed from thread to thread), and a second SIGTERM means "kill now" to
+    Dramatiq: so a private signal is asked for, and it forwards SIGTERM once."""
+    parent = os.environ.get(PARENT_PID_ENV)
+    if (
+        parent != str(os.getppid())
+        or not sys.platform.startswith("linux")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+    forwarded = threading.Event()
+
+    def forward(signum, frame) -> None:
+        if not forwarded.is_set():
+            forwarded.set()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(PARENT_DEATH_SIGNAL, forward)
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0)
+    if os.getppid() != int(parent):  # the parent died before prctl took effect
+        forward(PARENT_DEATH_SIGNAL, None)

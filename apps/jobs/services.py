@@ -83,6 +83,7 @@ def job_mark_queued(*, job_id: UUID, at) -> None:
     # keep its status, and keep the earlier time, so pickup = started - published.
     OcrJob.objects.filter(id=job_id).update(
         queued_at=Least(F("queued_at"), Value(at)),  # LEAST skips NULL
+        published_at=Value(at),
         status=Case(
             When(status=JobStatus.PENDING, then=Value(JobStatus.QUEUED)), default=F("status")
         ),
@@ -194,15 +195,23 @@ def jobs_requeue_expired(*, backend: str) -> list[UUID]:
 
 
 def jobs_relay(*, backend: str) -> dict[str, int]:
-    """The outbox relay: republish stale PENDING jobs and jobs whose lease expired."""
+    """The outbox relay: republish jobs that have no message in flight for sure: stale
+    PENDING ones (publish failed), lease-expired ones (worker died) and, for brokers, QUEUED
+    ones whose message is long overdue (lost before any claim). Duplicates are harmless:
+    a claim skips a job that is not ready."""
+    from tasks.backends.registry import get_backend
+
+    now = timezone.now()
     expired = jobs_requeue_expired(backend=backend)
-    grace = timezone.now() - timedelta(seconds=settings.RELAY_PENDING_GRACE_S)
-    stale = list(
-        OcrJob.objects.filter(backend=backend, status=JobStatus.PENDING, created_at__lt=grace)
-        .values_list("id", flat=True)[:1000]
-    )
-    published = sum(job_publish(job_id=job_id, backend=backend) for job_id in expired + stale)
-    return {"expired": len(expired), "pending": len(stale), "published": published}
+    ready = OcrJob.objects.filter(backend=backend)
+    stale = ready.filter(status=JobStatus.PENDING,
+                         created_at__lt=now - timedelta(seconds=settings.RELAY_PENDING_GRACE_S))
+    if not get_backend(backend).row_is_message:
+        overdue = now - timedelta(seconds=settings.RELAY_QUEUED_STALE_S)
+        stale = stale | ready.filter(status=JobStatus.QUEUED, published_at__lt=overdue)
+    stale_ids = list(stale.values_list("id", flat=True)[:1000])
+    published = sum(job_publish(job_id=job_id, backend=backend) for job_id in expired + stale_ids)
+    return {"expired": len(expired), "stale": len(stale_ids), "published": published}
 
 
 def jobs_delete(*, q: Q | None = None) -> int:

@@ -23,6 +23,8 @@ class Backend:
     """Base class: subclasses override `publish`, `consume` and `purge`."""
 
     version: str = "api"
+    # True when the job row itself is the message (the `db` backend): nothing to lose.
+    row_is_message: bool = False
 
     def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
         self.alias = alias

@@ -23,6 +23,8 @@ POLL_FALLBACK_S = 1.0
 
 
 class DatabaseBackend(Backend):
+    row_is_message = True
+
     @property
     def channel(self) -> str:
         return f"{settings.QUEUE_PREFIX}_jobs".replace("-", "_")

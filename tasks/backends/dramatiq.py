@@ -16,7 +16,7 @@ from uuid import UUID
 from django.conf import settings
 
 from tasks.backends.base import Backend, BackendUnavailable, Handler, require
-from tasks.backends.celery import STOP_GRACE_S, CommandWorkers
+from tasks.supervisor import COMMAND_STOP_GRACE_S, CommandWorkers
 
 
 class DramatiqBackend(Backend):
@@ -65,7 +65,7 @@ class DramatiqBackend(Backend):
         """Run the Dramatiq CLI: `count` processes of one thread each, until `stop`."""
         from tasks.dramatiq_actors import ALIAS_ENV, POLL_MS, PREFETCH, time_limit_s
 
-        stop_timeout_s = time_limit_s() + STOP_GRACE_S
+        stop_timeout_s = time_limit_s() + COMMAND_STOP_GRACE_S
         cmd = [
             sys.executable,
             "-m",

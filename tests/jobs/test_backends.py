@@ -109,3 +109,17 @@ def test_failed_publish_is_republished_by_relay(backend, start_worker, settings)
     start_worker(backend)
     wait_for(lambda: all_finished(jobs), 60, message="relayed jobs to finish")
     assert statuses(jobs) == {"DONE": 2}
+
+
+def test_queued_job_whose_message_was_lost_is_sent_again(backend, start_worker):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    job = services.job_create(version="api", backend=backend, document="sample.pdf",
+                              workload="noop", publish=False)
+    long_ago = timezone.now() - timedelta(hours=1)
+    services.job_mark_queued(job_id=job.id, at=long_ago)  # "published", but no message
+    start_worker(backend)
+    wait_for(lambda: all_finished([job]), 60, message="the job with a lost message")
+    assert statuses([job]) == {"DONE": 1}

@@ -12,9 +12,10 @@ import pytest
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
 from tasks.backends.base import BackendUnavailable
-from tasks.backends.celery import CeleryBackend, CommandWorkers
+from tasks.backends.celery import CeleryBackend
 from tasks.backends.dramatiq import DramatiqBackend
 from tasks.backends.registry import get_backend, reset_backends
+from tasks.supervisor import CommandWorkers
 from tests.conftest import wait_for
 
 FRAMEWORKS = {  # alias -> (backend class, dead broker URL)

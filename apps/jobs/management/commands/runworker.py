@@ -55,5 +55,5 @@ def relay_loop(backend: str, stop: threading.Event) -> None:
         except Exception:
             log.exception("relay pass for %s failed; retrying", backend)
             continue
-        if counts["expired"] or counts["pending"]:
+        if counts["expired"] or counts["stale"]:
             log.info("relay %s: %s", backend, counts)

@@ -1,0 +1,256 @@
+"""V4: a Redis stream with one consumer group is the queue.
+
+`publish` XADDs an entry `{job_id}` to `<prefix>:jobs:<alias>`. Each worker process is a
+consumer of group `workers` (named host:pid) and reads one entry at a time with
+XREADGROUP; the entry stays in the group's pending list (PEL) until the worker XACKs it,
+after `handle` has stored the job's result.
+
+- Liveness: while a job runs, the worker re-claims its own entry (XCLAIM JUSTID) every
+  third of `JOB_LEASE_S`, which resets the entry's idle time. So only the entries of dead
+  consumers ever stay idle longer than `JOB_LEASE_S`; live workers take them over with
+  XAUTOCLAIM. A taken-over entry whose job is still RUNNING under a live lease is skipped
+  by `process_job` and acked; the relay requeues that job once its lease runs out.
+- Poison entries: an entry delivered more than DEAD_AFTER_DELIVERIES times is moved to
+  `<stream>:dead` and acked. The job row stays; its attempts and the relay still decide.
+- Trimming: never by MAXLEN at XADD time, which would silently drop entries not yet
+  delivered when a backlog grows past the cap (the job would stay QUEUED forever, since
+  the relay only resends PENDING and lease-expired jobs). Workers instead trim by MINID:
+  everything older than both the oldest pending entry and the group's last-delivered id
+  has been acked. The stream therefore holds only the backlog plus a little acked tail.
+- Consumers: a worker deletes its consumer on a clean stop (when it holds no entries);
+  consumers of killed workers are deleted once idle and empty for STALE_CONSUMER_S.
+"""
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from uuid import UUID
+
+from django.conf import settings
+
+from apps.jobs import services
+from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Handler, require
+
+redis = require("redis", "redis")
+log = logging.getLogger(__name__)
+
+GROUP = "workers"
+CONNECT_TIMEOUT_S = 2.0  # publish fails fast when Redis is down: the job stays PENDING
+SOCKET_TIMEOUT_S = POLL_S + 10.0  # must outlast the XREADGROUP block
+DEAD_AFTER_DELIVERIES = 5
+DEAD_MAXLEN = 10_000  # dead letters are diagnostics; the job rows keep the truth
+STALE_CONSUMER_S = 600.0
+
+
+class RedisStreamsBackend(Backend):
+    def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
+        super().__init__(alias, options, version)
+        self.url = self.options.get("url") or settings.REDIS_URL
+        self._client = None
+        self._group_ready = False
+
+    @property
+    def stream(self) -> str:
+        return f"{settings.QUEUE_PREFIX}:jobs:{self.alias}"
+
+    @property
+    def dead_stream(self) -> str:
+        return f"{self.stream}:dead"
+
+    @property
+    def client(self):
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                self.url,
+                decode_responses=True,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                health_check_interval=30,
+            )
+        return self._client
+
+    def ensure_group(self, *, force: bool = False) -> None:
+        """Create the stream and its group; start at id 0 so nothing published before the
+        first worker came up is skipped."""
+        if self._group_ready and not force:
+            return
+        try:
+            self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_ready = True
+
+    def publish(self, job_id: UUID) -> None:
+        """XADD one entry naming the job; raises (redis.ConnectionError) if Redis is down."""
+        self.ensure_group()
+        self.client.xadd(self.stream, {"job_id": str(job_id)})
+
+    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
+        """Read, handle and ack one entry at a time until `stop` is set."""
+        try:
+            self.ensure_group()
+        except redis.ConnectionError as exc:
+            raise BackendUnavailable(f"Redis at {self.url} does not answer: {exc}") from exc
+        StreamWorker(self, services.worker_name()).run(handle, stop)
+
+    def purge(self) -> None:
+        """Delete the stream (and with it the group and its pending entries)."""
+        self.client.delete(self.stream, self.dead_stream)
+        self._group_ready = False
+
+    def close(self) -> None:
+        """Close this process's connection pool."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._group_ready = False
+
+
+class StreamWorker:
+    """One consumer of the group: the receive loop and its upkeep (reclaim, trim)."""
+
+    def __init__(self, backend: RedisStreamsBackend, name: str):
+        self.backend, self.name = backend, name
+        self.r, self.stream = backend.client, backend.stream
+        self.min_idle_ms = int(settings.JOB_LEASE_S * 1000)
+        self.upkeep_every_s = settings.JOB_LEASE_S / 3
+        self.next_upkeep = 0.0
+        self.cursor = "0-0"
+
+    def run(self, handle: Handler, stop: threading.Event) -> None:
+        log.info("consuming stream %s as %s", self.stream, self.name)
+        while not stop.is_set():
+            entry = self._next(stop)
+            if entry is not None:
+                self._process(entry, handle)
+        self._leave()
+
+    def _next(self, stop: threading.Event) -> tuple[str, dict] | None:
+        try:
+            return self._reclaim_due() or self._read()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("Redis unreachable (%s); retrying in %gs", exc, POLL_S)
+            stop.wait(POLL_S)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
+                raise
+            self.backend.ensure_group(force=True)  # the stream was purged under us
+        return None
+
+    def _read(self) -> tuple[str, dict] | None:
+        reply = self.r.xreadgroup(
+            GROUP, self.name, {self.stream: ">"}, count=1, block=int(POLL_S * 1000)
+        )
+        return reply[0][1][0] if reply and reply[0][1] else None
+
+    def _process(self, entry: tuple[str, dict], handle: Handler) -> None:
+        entry_id, fields = entry
+        job_id = fields.get("job_id")
+        if job_id is None:  # not ours: never crash-loop on it
+            log.error("entry %s in %s has no job_id; acked and dropped", entry_id, self.stream)
+        else:
+            with self._keep_fresh(entry_id):
+                handle(job_id)
+        try:
+            self.r.xack(self.stream, GROUP, entry_id)
+        except redis.RedisError as exc:  # the entry is taken over later and skipped
+            log.warning("could not ack entry %s: %s", entry_id, exc)
+
+    @contextmanager
+    def _keep_fresh(self, entry_id: str):
+        """Reset the entry's idle time while the job runs, so no one takes it over."""
+        done = threading.Event()
+
+        def touch() -> None:
+            while not done.wait(self.upkeep_every_s):
+                try:
+                    self.r.xclaim(self.stream, GROUP, self.name, 0, [entry_id], justid=True)
+                except redis.RedisError as exc:
+                    log.warning("could not refresh entry %s: %s", entry_id, exc)
+
+        thread = threading.Thread(target=touch, name=f"touch-{entry_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _reclaim_due(self) -> tuple[str, dict] | None:
+        """Every so often: take over one entry a dead consumer left idle; trim; tidy."""
+        if time.monotonic() < self.next_upkeep:
+            return None
+        entry = self._reclaim_one()
+        if entry is None:  # nothing (more) to take over: rest until the next tick
+            self.next_upkeep = time.monotonic() + self.upkeep_every_s
+            self._trim()
+            self._forget_dead_consumers()
+        return entry
+
+    def _reclaim_one(self) -> tuple[str, dict] | None:
+        while True:
+            self.cursor, claimed, *_ = self.r.xautoclaim(
+                self.stream, GROUP, self.name, self.min_idle_ms, self.cursor, count=1
+            )
+            if claimed:
+                entry_id, fields = claimed[0]
+                if self._dead_lettered(entry_id, fields):
+                    continue
+                log.warning(
+                    "took over entry %s (job %s) from a silent consumer",
+                    entry_id,
+                    fields.get("job_id"),
+                )
+                return entry_id, fields
+            if self.cursor == "0-0":
+                return None
+
+    def _dead_lettered(self, entry_id: str, fields: dict) -> bool:
+        pending = self.r.xpending_range(self.stream, GROUP, entry_id, entry_id, 1)
+        deliveries = pending[0]["times_delivered"] if pending else 0
+        if deliveries <= DEAD_AFTER_DELIVERIES:
+            return False
+        log.error(
+            "entry %s (job %s) delivered %d times: moved to %s",
+            entry_id,
+            fields.get("job_id"),
+            deliveries,
+            self.backend.dead_stream,
+        )
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.backend.dead_stream,
+                {**fields, "entry_id": entry_id, "deliveries": deliveries},
+                maxlen=DEAD_MAXLEN,
+                approximate=True,
+            )
+            pipe.xack(self.stream, GROUP, entry_id)
+            pipe.execute()
+        return True
+
+    def _trim(self) -> None:
+        """Drop acked entries only: those older than every pending or undelivered one."""
+        group = next((g for g in self.r.xinfo_groups(self.stream) if g["name"] == GROUP), None)
+        if group is None:
+            return
+        oldest_pending = self.r.xpending(self.stream, GROUP).get("min")
+        min_id = oldest_pending or group["last-delivered-id"]
+        self.r.xtrim(self.stream, minid=min_id, approximate=True)
+
+    def _forget_dead_consumers(self) -> None:
+        stale_ms = STALE_CONSUMER_S * 1000
+        for consumer in self.r.xinfo_consumers(self.stream, GROUP):
+            # Only empty ones: deleting a consumer drops its pending entries for good.
+            if consumer["pending"] == 0 and consumer["idle"] > stale_ms:
+                self.r.xgroup_delconsumer(self.stream, GROUP, consumer["name"])
+
+    def _leave(self) -> None:
+        """On a clean stop, delete this consumer unless it still holds entries."""
+        try:
+            mine = self.r.xpending_range(self.stream, GROUP, "-", "+", 1, consumername=self.name)
+            if not mine:
+                self.r.xgroup_delconsumer(self.stream, GROUP, self.name)
+        except redis.RedisError as exc:
+            log.warning("could not remove consumer %s: %s", self.name, exc)
