@@ -1,9 +1,10 @@
 """Every state change of an `OcrJob` happens here, guarded by its current status.
 
-Transitions:  PENDING -> QUEUED -> RUNNING -> DONE | FAILED, and RUNNING -> QUEUED for a
-retry or an expired lease. Each is a conditional UPDATE, so two workers can never both
-finish a job: a claim that loses (job finished, or running under a live lease) returns
-None and the caller acks and skips the message.
+Transitions:  PENDING -> QUEUED -> RUNNING -> DONE | FAILED; RUNNING -> QUEUED for a retry;
+RUNNING -> PENDING for an expired lease and QUEUED -> PENDING when a republish fails
+(PENDING means "needs a message": the relay sends it). Each is a conditional UPDATE, so
+two workers can never both finish a job: a claim that loses (job finished, or running
+under a live lease) returns None and the caller acks and skips the message.
 """
 
 import logging
@@ -73,6 +74,9 @@ def job_publish(*, job_id: UUID, backend: str) -> bool:
         get_backend(backend).publish(job_id)
     except Exception as exc:  # broker down, DNS, auth: the relay republishes later
         log.warning("publish of job %s to %s failed, left PENDING: %s", job_id, backend, exc)
+        # A retry or requeue is already QUEUED: without a message it goes back to the relay.
+        OcrJob.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
+            status=JobStatus.PENDING)
         return False
     job_mark_queued(job_id=job_id, at=sent_at)
     return True
@@ -179,7 +183,7 @@ def _running(job_id: UUID, attempt: int):
 
 
 def jobs_requeue_expired(*, backend: str) -> list[UUID]:
-    """RUNNING jobs whose lease ran out (their worker died): back to QUEUED."""
+    """RUNNING jobs whose lease ran out (their worker died): back to PENDING, to be sent."""
     now = timezone.now()
     with transaction.atomic():
         ids = list(
@@ -188,7 +192,7 @@ def jobs_requeue_expired(*, backend: str) -> list[UUID]:
             .values_list("id", flat=True)
         )
         OcrJob.objects.filter(id__in=ids).update(
-            status=JobStatus.QUEUED, lease_expires_at=None,
+            status=JobStatus.PENDING, lease_expires_at=None,
             error=Value("lease expired: worker lost, job requeued"),
         )
     return ids
@@ -210,7 +214,11 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
         overdue = now - timedelta(seconds=settings.RELAY_QUEUED_STALE_S)
         stale = stale | ready.filter(status=JobStatus.QUEUED, published_at__lt=overdue)
     stale_ids = list(stale.values_list("id", flat=True)[:1000])
-    published = sum(job_publish(job_id=job_id, backend=backend) for job_id in expired + stale_ids)
+    published = 0
+    for job_id in dict.fromkeys(expired + stale_ids):  # an expired job is PENDING too
+        if not job_publish(job_id=job_id, backend=backend):
+            break  # broker down: one timeout per pass; the rest stay PENDING for the next
+        published += 1
     return {"expired": len(expired), "stale": len(stale_ids), "published": published}
 
 

@@ -30,6 +30,7 @@ def backend(request):
     reset_backends()
     get_backend(alias).purge()
     yield alias
+    get_backend(alias).purge()
     reset_backends()
 
 
