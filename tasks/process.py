@@ -61,7 +61,8 @@ def _run(job, worker: str) -> str:
     except BaseException as exc:
         if not isinstance(exc, tuple(INTERRUPTS)):
             raise
-        return _fail(job, exc)
+        limit = JobTimeout(f"job exceeded the worker's time limit ({type(exc).__name__})")
+        return _fail(job, limit)
     try:
         services.job_succeed(job_id=job.id, attempt=job.attempts, result=result)
     except services.StaleClaim as exc:
