@@ -175,5 +175,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # OCRmyPDF logs ~10 INFO lines per job; WARNING keeps its Tesseract-timeout warnings,
     # which the engine reads to tell a timeout from a blank page.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "ocrmypdf": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "ocrmypdf": {"level": "WARNING"},
+                "httpx": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }
