@@ -47,7 +47,7 @@ class Scenario:
     pdf_name: str = "sample.pdf"
     deadline_s: float = 60.0
     jobs_per_user: int = 16
-    poll_interval_s: float = 0.2
+    poll_interval_s: float = 1.0
     poll_initial_s: float = 0.01
     run_tag: str = ""
 
