@@ -176,5 +176,6 @@ LOGGING = {
     # OCRmyPDF logs ~10 INFO lines per job; WARNING keeps its Tesseract-timeout warnings,
     # which the engine reads to tell a timeout from a blank page.
     "loggers": {"django.db.backends": {"level": "WARNING"}, "ocrmypdf": {"level": "WARNING"},
-                "httpx": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
+                "httpx": {"level": "WARNING"}, "fontTools": {"level": "WARNING"},
+                "pikepdf": {"level": "WARNING"}},
 }
