@@ -1,8 +1,8 @@
 """Commands that start the lab's servers, shared by `make up`, test fixtures and the bench.
 
-    python -m ocrproject.launch api --port 8000
-    python -m ocrproject.launch ocr-server --port 8101
-    python -m ocrproject.launch ocr-servers --port 8101 --count 4   # 8101..8104, Ctrl-C stops
+python -m ocrproject.launch api --port 8000
+python -m ocrproject.launch ocr-server --port 8101
+python -m ocrproject.launch ocr-servers --port 8101 --count 4   # 8101..8104, Ctrl-C stops
 """
 
 import argparse
@@ -21,16 +21,37 @@ READY_TIMEOUT_S = 60.0
 
 def api_command(*, port: int, host: str = "127.0.0.1", workers: int = 2) -> list[str]:
     """The API on ASGI (uvicorn): async views (V1, V2) wait without holding a thread."""
-    return [str(BIN / "uvicorn"), "ocrproject.asgi:application", "--host", host,
-            "--port", str(port), "--workers", str(workers), "--no-access-log",
-            "--timeout-graceful-shutdown", "5"]
+    return [
+        str(BIN / "uvicorn"),
+        "ocrproject.asgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "5",
+    ]
 
 
 def ocr_server_command(*, port: int, host: str = "127.0.0.1") -> list[str]:
     """One OCR server: gunicorn, one sync worker = one OCR at a time = one core."""
-    return [str(BIN / "gunicorn"), "ocrproject.wsgi:application", "--bind", f"{host}:{port}",
-            "--workers", "1", "--timeout", "600", "--graceful-timeout", "30",
-            "--access-logfile", "-"]
+    return [
+        str(BIN / "gunicorn"),
+        "ocrproject.wsgi:application",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        "1",
+        "--timeout",
+        "600",
+        "--graceful-timeout",
+        "30",
+        "--access-logfile",
+        "-",
+    ]
 
 
 def wait_http(url: str, timeout: float = READY_TIMEOUT_S) -> None:
@@ -57,8 +78,14 @@ class ServerGroup:
 
     def start(self, name: str, cmd: list[str], ready_url: str | None = None) -> None:
         log = (self.log_dir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.procs.append(proc)
         if ready_url:
             wait_http(ready_url)
@@ -87,8 +114,11 @@ def run_ocr_servers(first_port: int, count: int) -> None:
     ports = range(first_port, first_port + count)
     with ServerGroup(ROOT / "var" / "log") as group:
         for port in ports:
-            group.start(f"ocr-server-{port}", ocr_server_command(port=port),
-                        ready_url=f"http://127.0.0.1:{port}/ocr/predict")
+            group.start(
+                f"ocr-server-{port}",
+                ocr_server_command(port=port),
+                ready_url=f"http://127.0.0.1:{port}/ocr/predict",
+            )
         urls = ",".join(f"http://127.0.0.1:{port}" for port in ports)
         print(f"OCR servers up; for the API: OCR_SERVER_URLS={urls}", flush=True)
         try:
@@ -98,8 +128,9 @@ def run_ocr_servers(first_port: int, count: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=["api", "ocr-server", "ocr-servers"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")

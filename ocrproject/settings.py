@@ -150,18 +150,33 @@ RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
 # Backends by alias, resolved by tasks.backends.registry (like DATABASES).
 JOB_BACKENDS = {
     "db": {"BACKEND": "tasks.backends.db.DatabaseBackend", "VERSION": "v3"},
-    "redis": {"BACKEND": "tasks.backends.redis_streams.RedisStreamsBackend", "VERSION": "v4",
-              "OPTIONS": {"url": REDIS_URL}},
-    "rabbit": {"BACKEND": "tasks.backends.celery.CeleryBackend", "VERSION": "v5",
-               "OPTIONS": {"url": AMQP_URL}},
-    "celery-redis": {"BACKEND": "tasks.backends.celery.CeleryBackend",
-                     "OPTIONS": {"url": REDIS_URL}},
-    "dramatiq": {"BACKEND": "tasks.backends.dramatiq.DramatiqBackend",
-                 "OPTIONS": {"url": AMQP_URL}},
-    "dramatiq-redis": {"BACKEND": "tasks.backends.dramatiq.DramatiqBackend",
-                       "OPTIONS": {"url": REDIS_URL}},
-    "kafka": {"BACKEND": "tasks.backends.kafka.KafkaBackend", "VERSION": "v6",
-              "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS}},
+    "redis": {
+        "BACKEND": "tasks.backends.redis_streams.RedisStreamsBackend",
+        "VERSION": "v4",
+        "OPTIONS": {"url": REDIS_URL},
+    },
+    "rabbit": {
+        "BACKEND": "tasks.backends.celery.CeleryBackend",
+        "VERSION": "v5",
+        "OPTIONS": {"url": AMQP_URL},
+    },
+    "celery-redis": {
+        "BACKEND": "tasks.backends.celery.CeleryBackend",
+        "OPTIONS": {"url": REDIS_URL},
+    },
+    "dramatiq": {
+        "BACKEND": "tasks.backends.dramatiq.DramatiqBackend",
+        "OPTIONS": {"url": AMQP_URL},
+    },
+    "dramatiq-redis": {
+        "BACKEND": "tasks.backends.dramatiq.DramatiqBackend",
+        "OPTIONS": {"url": REDIS_URL},
+    },
+    "kafka": {
+        "BACKEND": "tasks.backends.kafka.KafkaBackend",
+        "VERSION": "v6",
+        "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS},
+    },
 }
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
 # outbox relay at work.
@@ -175,7 +190,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # OCRmyPDF logs ~10 INFO lines per job; WARNING keeps its Tesseract-timeout warnings,
     # which the engine reads to tell a timeout from a blank page.
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "ocrmypdf": {"level": "WARNING"},
-                "httpx": {"level": "WARNING"}, "fontTools": {"level": "WARNING"},
-                "pikepdf": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "ocrmypdf": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
+        "pikepdf": {"level": "WARNING"},
+    },
 }

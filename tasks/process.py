@@ -46,9 +46,16 @@ def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) 
         return "skipped"
     started = time.monotonic()
     outcome = _run(job, worker)
-    log.info("job %s %s backend=%s workload=%s attempt=%d %.3fs worker=%s", job_id, outcome,
-             job.backend, effective_workload(job), job.attempts, time.monotonic() - started,
-             worker)
+    log.info(
+        "job %s %s backend=%s workload=%s attempt=%d %.3fs worker=%s",
+        job_id,
+        outcome,
+        job.backend,
+        effective_workload(job),
+        job.attempts,
+        time.monotonic() - started,
+        worker,
+    )
     return outcome
 
 
@@ -75,8 +82,9 @@ def _fail(job, exc: Exception) -> str:
     error = f"{type(exc).__name__}: {exc}"
     permanent = isinstance(exc, WorkloadError) and exc.permanent
     try:
-        retry = services.job_fail(job_id=job.id, attempt=job.attempts, error=error,
-                                  retry=not permanent)
+        retry = services.job_fail(
+            job_id=job.id, attempt=job.attempts, error=error, retry=not permanent
+        )
     except services.StaleClaim as stale:
         log.warning("%s", stale)
         return "stale"

@@ -71,16 +71,18 @@ class Supervisor:
         self._stop_all()
 
     def _start(self, index: int) -> None:
-        proc = self.ctx.Process(target=worker_main, args=(self.alias, index),
-                                name=f"ocrlab-{self.alias}-{index}")
+        proc = self.ctx.Process(
+            target=worker_main, args=(self.alias, index), name=f"ocrlab-{self.alias}-{index}"
+        )
         proc.start()
         self.procs[index] = proc
 
     def _restart_dead(self) -> None:
         for index, proc in list(self.procs.items()):
             if not proc.is_alive():
-                log.warning("worker %d (pid %s) exited with %s; restarting", index, proc.pid,
-                            proc.exitcode)
+                log.warning(
+                    "worker %d (pid %s) exited with %s; restarting", index, proc.pid, proc.exitcode
+                )
                 time.sleep(RESTART_DELAY_S)
                 self._start(index)
 

@@ -73,5 +73,6 @@ def _ocr(job: OcrJob) -> JobResult:
     except OcrError as exc:
         permanent = exc.code not in TRANSIENT_OCR_CODES
         raise WorkloadError(f"{exc.code}: {exc.reason}", permanent=permanent) from exc
-    return JobResult(text=result.text, pages=result.page_count, pdf=result.pdf,
-                     timings=result.timings)
+    return JobResult(
+        text=result.text, pages=result.page_count, pdf=result.pdf, timings=result.timings
+    )

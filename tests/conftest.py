@@ -25,8 +25,9 @@ def wait_for(predicate, timeout: float, interval: float = 0.1, message="conditio
         if value:
             return value
         time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for "
-                f"{message() if callable(message) else message}")
+    pytest.fail(
+        f"timed out after {timeout}s waiting for {message() if callable(message) else message}"
+    )
 
 
 def test_database_url() -> str:
@@ -67,14 +68,26 @@ def start_worker(subprocess_env, tmp_path):
     started: list[WorkerProcess] = []
 
     def start(backend: str, workers: int = 1, workload: str | None = None, env=None):
-        cmd = [sys.executable, "manage.py", "runworker", "--backend", backend,
-               "--workers", str(workers)]
+        cmd = [
+            sys.executable,
+            "manage.py",
+            "runworker",
+            "--backend",
+            backend,
+            "--workers",
+            str(workers),
+        ]
         if workload:
             cmd += ["--workload", workload]
         log = tmp_path / f"worker-{backend}-{len(started)}.log"
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**subprocess_env, **(env or {})},
-                                stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**subprocess_env, **(env or {})},
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         started.append(WorkerProcess(proc, log))
         return started[-1]
 
@@ -101,8 +114,11 @@ def ocr_servers(tmp_path_factory):
     ports = [free_port(), free_port()]
     with ServerGroup(tmp_path_factory.mktemp("ocr-servers")) as group:
         for port in ports:
-            group.start(f"ocr-{port}", ocr_server_command(port=port),
-                        ready_url=f"http://127.0.0.1:{port}/ocr/predict")
+            group.start(
+                f"ocr-{port}",
+                ocr_server_command(port=port),
+                ready_url=f"http://127.0.0.1:{port}/ocr/predict",
+            )
         yield [f"http://127.0.0.1:{port}" for port in ports]
 
 
@@ -114,8 +130,11 @@ def api_server(django_db_setup, django_db_blocker, ocr_servers, tmp_path_factory
     with django_db_blocker.unblock():
         database_url = test_database_url()
     port = free_port()
-    env = {"DATABASE_URL": database_url, "OCR_SERVER_URLS": ",".join(ocr_servers),
-           "OCR_V2_SERVERS": "2"}
+    env = {
+        "DATABASE_URL": database_url,
+        "OCR_SERVER_URLS": ",".join(ocr_servers),
+        "OCR_V2_SERVERS": "2",
+    }
     with ServerGroup(tmp_path_factory.mktemp("api"), env=env) as group:
         group.start("api", api_command(port=port), ready_url=f"http://127.0.0.1:{port}/api/jobs")
         yield f"http://127.0.0.1:{port}"

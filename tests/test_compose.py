@@ -7,8 +7,15 @@ import yaml
 from django.conf import settings
 
 COMPOSE_DIR = Path(__file__).resolve().parent.parent / "compose"
-APP_ENV = ["DATABASE_URL", "REDIS_URL", "AMQP_URL", "KAFKA_BOOTSTRAP_SERVERS",
-           "OCR_SERVER_URLS", "DJANGO_SECRET_KEY", "DJANGO_DEBUG"]
+APP_ENV = [
+    "DATABASE_URL",
+    "REDIS_URL",
+    "AMQP_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "OCR_SERVER_URLS",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_DEBUG",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +29,16 @@ def app_services(compose: dict) -> dict:
 
 def test_has_every_infrastructure_service(compose):
     assert {"postgres", "redis", "rabbitmq", "kafka", "api", "ocr1", "ocr2", "locust"} <= set(
-        compose["services"])
+        compose["services"]
+    )
 
 
 def test_has_a_worker_per_backend_alias(compose):
-    workers = [svc["command"] for svc in compose["services"].values()
-               if svc.get("command", [])[:3] == ["python", "manage.py", "runworker"]]
+    workers = [
+        svc["command"]
+        for svc in compose["services"].values()
+        if svc.get("command", [])[:3] == ["python", "manage.py", "runworker"]
+    ]
     served = {cmd[cmd.index("--backend") + 1] for cmd in workers}
     assert set(settings.JOB_BACKENDS) <= served
 

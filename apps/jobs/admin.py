@@ -12,21 +12,65 @@ def _seconds(value: float | None) -> str:
 
 @admin.register(OcrJob)
 class OcrJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "version", "backend", "status", "workload", "document", "attempts",
-                    "worker", "pickup", "service", "total", "created_at"]
+    list_display = [
+        "id",
+        "version",
+        "backend",
+        "status",
+        "workload",
+        "document",
+        "attempts",
+        "worker",
+        "pickup",
+        "service",
+        "total",
+        "created_at",
+    ]
     list_filter = ["version", "backend", "status", "workload"]
     search_fields = ["id", "document", "worker", "error", "run_tag"]
     date_hierarchy = "created_at"
     list_per_page = 50
-    readonly_fields = [f.name for f in OcrJob._meta.fields] + ["pickup", "service", "total",
-                                                               "pdf_link"]
+    readonly_fields = [f.name for f in OcrJob._meta.fields] + [
+        "pickup",
+        "service",
+        "total",
+        "pdf_link",
+    ]
     fieldsets = [
-        (None, {"fields": ["id", "version", "backend", "status", "workload", "document",
-                           "language", "run_tag"]}),
-        ("Execution", {"fields": ["attempts", "max_attempts", "worker", "lease_expires_at",
-                                  "error"]}),
-        ("Timings", {"fields": ["created_at", "queued_at", "started_at", "finished_at",
-                                "pickup", "service", "total", "timings"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "id",
+                    "version",
+                    "backend",
+                    "status",
+                    "workload",
+                    "document",
+                    "language",
+                    "run_tag",
+                ]
+            },
+        ),
+        (
+            "Execution",
+            {"fields": ["attempts", "max_attempts", "worker", "lease_expires_at", "error"]},
+        ),
+        (
+            "Timings",
+            {
+                "fields": [
+                    "created_at",
+                    "queued_at",
+                    "started_at",
+                    "finished_at",
+                    "pickup",
+                    "service",
+                    "total",
+                    "timings",
+                ]
+            },
+        ),
         ("Result", {"fields": ["result_pages", "pdf_link", "result_text", "upload"]}),
     ]
 

@@ -38,8 +38,12 @@ class OcrJob(models.Model):
     document = models.CharField(max_length=255, help_text="Corpus name or uploaded file name.")
     upload = models.FileField(upload_to="uploads/", blank=True)
     language = models.CharField(max_length=32, default="eng")
-    run_tag = models.CharField(max_length=64, blank=True, db_index=True,
-                               help_text="Label of the bench cell that made this job.")
+    run_tag = models.CharField(
+        max_length=64,
+        blank=True,
+        db_index=True,
+        help_text="Label of the bench cell that made this job.",
+    )
 
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
@@ -54,8 +58,9 @@ class OcrJob(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     queued_at = models.DateTimeField(null=True, blank=True)
-    published_at = models.DateTimeField(null=True, blank=True,
-                                        help_text="Last hand-over to the broker.")
+    published_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last hand-over to the broker."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

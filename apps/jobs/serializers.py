@@ -14,10 +14,28 @@ class JobOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = OcrJob
-        fields = ["id", "version", "backend", "status", "workload", "document", "attempts",
-                  "max_attempts", "worker", "error", "result_pages", "text", "pdf_url",
-                  "status_url", "timings", "created_at", "queued_at", "started_at",
-                  "finished_at", "run_tag"]
+        fields = [
+            "id",
+            "version",
+            "backend",
+            "status",
+            "workload",
+            "document",
+            "attempts",
+            "max_attempts",
+            "worker",
+            "error",
+            "result_pages",
+            "text",
+            "pdf_url",
+            "status_url",
+            "timings",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "run_tag",
+        ]
 
     def get_text(self, job: OcrJob) -> str | None:
         return job.result_text if job.status == "DONE" else None
@@ -31,8 +49,12 @@ class JobOutputSerializer(serializers.ModelSerializer):
         return self._absolute(reverse("job-detail", kwargs={"job_id": job.id}))
 
     def get_timings(self, job: OcrJob) -> dict:
-        return {"pickup_s": job.pickup_s, "service_s": job.service_s, "total_s": job.total_s,
-                "engine": job.timings or {}}
+        return {
+            "pickup_s": job.pickup_s,
+            "service_s": job.service_s,
+            "total_s": job.total_s,
+            "engine": job.timings or {},
+        }
 
     def _absolute(self, path: str) -> str:
         request = self.context.get("request")

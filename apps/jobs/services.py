@@ -55,8 +55,13 @@ def job_create(
     """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox)."""
     with transaction.atomic():
         job = OcrJob.objects.create(
-            version=version, backend=backend, document=document, workload=workload,
-            language=language, run_tag=run_tag, max_attempts=settings.JOB_MAX_ATTEMPTS,
+            version=version,
+            backend=backend,
+            document=document,
+            workload=workload,
+            language=language,
+            run_tag=run_tag,
+            max_attempts=settings.JOB_MAX_ATTEMPTS,
         )
         if upload is not None:
             job.upload.save(f"{job.id}-{document}", upload, save=True)
@@ -75,8 +80,7 @@ def job_publish(*, job_id: UUID, backend: str) -> bool:
     except Exception as exc:  # broker down, DNS, auth: the relay republishes later
         log.warning("publish of job %s to %s failed, left PENDING: %s", job_id, backend, exc)
         # A retry or requeue is already QUEUED: without a message it goes back to the relay.
-        OcrJob.objects.filter(id=job_id, status=JobStatus.QUEUED).update(
-            status=JobStatus.PENDING)
+        OcrJob.objects.filter(id=job_id, status=JobStatus.QUEUED).update(status=JobStatus.PENDING)
         return False
     job_mark_queued(job_id=job_id, at=sent_at)
     return True
@@ -126,8 +130,16 @@ def _take(job: OcrJob, worker: str) -> OcrJob | None:
     job.started_at = now
     job.queued_at = job.queued_at or now
     job.lease_expires_at = now + timedelta(seconds=settings.JOB_LEASE_S)
-    job.save(update_fields=["status", "attempts", "worker", "started_at", "queued_at",
-                            "lease_expires_at"])
+    job.save(
+        update_fields=[
+            "status",
+            "attempts",
+            "worker",
+            "started_at",
+            "queued_at",
+            "lease_expires_at",
+        ]
+    )
     return job
 
 
@@ -137,9 +149,18 @@ def job_start_sync(
     """Record a V0-V2 call: it runs at once, so it is born RUNNING."""
     now = timezone.now()
     return OcrJob.objects.create(
-        version=version, backend="http", document=document, language=language, run_tag=run_tag,
-        status=JobStatus.RUNNING, attempts=1, max_attempts=1, worker="", queued_at=now,
-        started_at=now, lease_expires_at=now + timedelta(seconds=settings.OCR_HTTP_TIMEOUT_S),
+        version=version,
+        backend="http",
+        document=document,
+        language=language,
+        run_tag=run_tag,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        max_attempts=1,
+        worker="",
+        queued_at=now,
+        started_at=now,
+        lease_expires_at=now + timedelta(seconds=settings.OCR_HTTP_TIMEOUT_S),
     )
 
 
@@ -150,9 +171,15 @@ def job_heartbeat(*, job_id: UUID, attempt: int) -> bool:
 
 def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = "") -> None:
     updated = _running(job_id, attempt).update(
-        status=JobStatus.DONE, finished_at=timezone.now(), lease_expires_at=None,
-        result_text=result.text, result_pages=result.pages, result_pdf=result.pdf,
-        timings=result.timings, error="", **({"worker": worker} if worker else {}),
+        status=JobStatus.DONE,
+        finished_at=timezone.now(),
+        lease_expires_at=None,
+        result_text=result.text,
+        result_pages=result.pages,
+        result_pdf=result.pdf,
+        timings=result.timings,
+        error="",
+        **({"worker": worker} if worker else {}),
     )
     if updated != 1:
         raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; result dropped")
@@ -192,7 +219,8 @@ def jobs_requeue_expired(*, backend: str) -> list[UUID]:
             .values_list("id", flat=True)
         )
         OcrJob.objects.filter(id__in=ids).update(
-            status=JobStatus.PENDING, lease_expires_at=None,
+            status=JobStatus.PENDING,
+            lease_expires_at=None,
             error=Value("lease expired: worker lost, job requeued"),
         )
     return ids
@@ -208,8 +236,10 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
     now = timezone.now()
     expired = jobs_requeue_expired(backend=backend)
     ready = OcrJob.objects.filter(backend=backend)
-    stale = ready.filter(status=JobStatus.PENDING,
-                         created_at__lt=now - timedelta(seconds=settings.RELAY_PENDING_GRACE_S))
+    stale = ready.filter(
+        status=JobStatus.PENDING,
+        created_at__lt=now - timedelta(seconds=settings.RELAY_PENDING_GRACE_S),
+    )
     if not get_backend(backend).row_is_message:
         overdue = now - timedelta(seconds=settings.RELAY_QUEUED_STALE_S)
         stale = stale | ready.filter(status=JobStatus.QUEUED, published_at__lt=overdue)

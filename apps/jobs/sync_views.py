@@ -22,8 +22,9 @@ from apps.ocr.inputs import DocumentInput, parse_document
 
 
 def start_call(version: str, document: DocumentInput, tag: str = ""):
-    return services.job_start_sync(version=version, document=document.name,
-                                   language=document.language, run_tag=tag)
+    return services.job_start_sync(
+        version=version, document=document.name, language=document.language, run_tag=tag
+    )
 
 
 def _tag(data) -> str:
@@ -35,14 +36,28 @@ def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
     """Store the call's end on its job; return the API's status and body."""
     body = outcome.body
     if outcome.status == 200:
-        result = services.JobResult(text=body.get("text", ""), pages=body.get("pages"),
-                                    pdf=body.get("pdf", ""), timings=body.get("timings", {}))
-        services.job_succeed(job_id=job.id, attempt=job.attempts, result=result,
-                             worker=body.get("server", outcome.server))
+        result = services.JobResult(
+            text=body.get("text", ""),
+            pages=body.get("pages"),
+            pdf=body.get("pdf", ""),
+            timings=body.get("timings", {}),
+        )
+        services.job_succeed(
+            job_id=job.id,
+            attempt=job.attempts,
+            result=result,
+            worker=body.get("server", outcome.server),
+        )
         pdf_url = f"/api/jobs/{job.id}/pdf" if result.pdf else None
-        return 200, {"job_id": str(job.id), "version": job.version, "text": result.text,
-                     "pages": result.pages, "timings": result.timings, "pdf_url": pdf_url,
-                     "server": outcome.server}
+        return 200, {
+            "job_id": str(job.id),
+            "version": job.version,
+            "text": result.text,
+            "pages": result.pages,
+            "timings": result.timings,
+            "pdf_url": pdf_url,
+            "server": outcome.server,
+        }
     error = f"{outcome.status}: {body.get('detail', body)}"
     services.job_fail(job_id=job.id, attempt=job.attempts, error=error, retry=False)
     return outcome.status, {"job_id": str(job.id), "version": job.version, **body}

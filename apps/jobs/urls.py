@@ -20,8 +20,11 @@ urlpatterns = [
     path("v1/ocr/sync", sync_views.v1_sync, name="v1-sync"),
     path("v2/ocr/sync", sync_views.v2_sync, name="v2-sync"),
     path("<qv:version>/ocr/jobs", views.VersionJobsView.as_view(), name="version-jobs"),
-    path("<qv:version>/ocr/jobs/<uuid:job_id>", views.JobDetailView.as_view(),
-         name="version-job-detail"),
+    path(
+        "<qv:version>/ocr/jobs/<uuid:job_id>",
+        views.JobDetailView.as_view(),
+        name="version-job-detail",
+    ),
     path("api/jobs", views.ApiJobsView.as_view(), name="jobs"),
     path("api/jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
     path("api/jobs/<uuid:job_id>/pdf", views.JobPdfView.as_view(), name="job-pdf"),

@@ -38,8 +38,12 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
     serializer.is_valid(raise_exception=True)
     data, document = serializer.validated_data, serializer.document()
     job = services.job_create(
-        version=version, backend=backend or data["backend"], document=document.name,
-        upload=document.upload, workload=data["workload"], language=document.language,
+        version=version,
+        backend=backend or data["backend"],
+        document=document.name,
+        upload=document.upload,
+        workload=data["workload"],
+        language=document.language,
         run_tag=data["tag"],
     )
     body = JobOutputSerializer(job, context={"request": request}).data
@@ -51,8 +55,9 @@ class VersionJobsView(APIView):
 
     @extend_schema(request=JobInputSerializer, responses={202: JobOutputSerializer})
     def post(self, request, version: str):
-        return _submit(request, JobInputSerializer, version=version,
-                       backend=backend_for_version(version))
+        return _submit(
+            request, JobInputSerializer, version=version, backend=backend_for_version(version)
+        )
 
     @extend_schema(responses=JobOutputSerializer(many=True))
     def get(self, request, version: str):
@@ -90,5 +95,6 @@ class JobPdfView(APIView):
         path = (settings.MEDIA_ROOT / job.result_pdf) if job.result_pdf else None
         if path is None or not path.is_file():
             raise Http404("this job has no searchable PDF (yet)")
-        return FileResponse(path.open("rb"), content_type="application/pdf",
-                            filename=f"{job.id}.pdf")
+        return FileResponse(
+            path.open("rb"), content_type="application/pdf", filename=f"{job.id}.pdf"
+        )

@@ -23,13 +23,16 @@ class DocumentInput:
         if self.upload is None:
             return {"json": {"pdfName": self.name, "language": self.language}}
         self.upload.seek(0)
-        return {"data": {"language": self.language},
-                "files": {"file": (self.name, self.upload.read())}}
+        return {
+            "data": {"language": self.language},
+            "files": {"file": (self.name, self.upload.read())},
+        }
 
 
 class DocumentSerializer(serializers.Serializer):
-    pdfName = serializers.CharField(required=False, max_length=255,
-                                    help_text="A corpus document, e.g. sample.pdf")
+    pdfName = serializers.CharField(
+        required=False, max_length=255, help_text="A corpus document, e.g. sample.pdf"
+    )
     file = serializers.FileField(required=False, help_text="PDF, PNG, JPEG or TIFF")
     language = serializers.CharField(required=False, default="eng", max_length=32)
 
@@ -53,7 +56,8 @@ class DocumentSerializer(serializers.Serializer):
 
         if value not in settings.OCR_LANGUAGES:
             raise serializers.ValidationError(
-                f"language {value!r} is not installed; choose one of {settings.OCR_LANGUAGES}")
+                f"language {value!r} is not installed; choose one of {settings.OCR_LANGUAGES}"
+            )
         return value
 
     def validate(self, attrs: dict) -> dict:
@@ -70,8 +74,10 @@ class DocumentSerializer(serializers.Serializer):
 
 def parse_document(data, files=None) -> DocumentInput:
     """Validate request data; raises rest_framework ValidationError (-> 400)."""
-    payload = {**{k: data.get(k) for k in ("pdfName", "language") if data.get(k) is not None},
-               **({"file": files["file"]} if files and "file" in files else {})}
+    payload = {
+        **{k: data.get(k) for k in ("pdfName", "language") if data.get(k) is not None},
+        **({"file": files["file"]} if files and "file" in files else {}),
+    }
     serializer = DocumentSerializer(data=payload)
     serializer.is_valid(raise_exception=True)
     return serializer.document()

@@ -36,22 +36,29 @@ class PredictView(APIView):
         except OcrError as exc:
             code = ERROR_STATUS.get(exc.code, status.HTTP_422_UNPROCESSABLE_ENTITY)
             return Response({"detail": exc.reason, "code": exc.code}, status=code)
-        return Response({
-            "text": result.text, "pages": result.page_count, "page_texts": result.pages,
-            "timings": result.timings, "pdf": result.pdf,
-            "server": f"{socket.gethostname()}:{os.getpid()}",
-        })
+        return Response(
+            {
+                "text": result.text,
+                "pages": result.page_count,
+                "page_texts": result.pages,
+                "timings": result.timings,
+                "pdf": result.pdf,
+                "server": f"{socket.gethostname()}:{os.getpid()}",
+            }
+        )
 
     @staticmethod
     def _run(document):
         if document.upload is None:
             source = corpus.resolve(document.name)
-            return run_ocr(PredictRequest(source=source, name=document.name,
-                                          language=document.language))
+            return run_ocr(
+                PredictRequest(source=source, name=document.name, language=document.language)
+            )
         with tempfile.TemporaryDirectory(prefix="ocr-upload-") as tmp:
             source = Path(tmp) / document.name
             with source.open("wb") as out:
                 for chunk in document.upload.chunks():
                     out.write(chunk)
-            return run_ocr(PredictRequest(source=source, name=document.name,
-                                          language=document.language))
+            return run_ocr(
+                PredictRequest(source=source, name=document.name, language=document.language)
+            )

@@ -6,8 +6,10 @@ pytestmark = pytest.mark.django_db
 
 
 def test_admin_list_and_detail_render_jobs_of_every_version(admin_client):
-    jobs = [services.job_create(version=v, backend=b, document="sample.pdf", publish=False)
-            for v, b in [("v3", "db"), ("v4", "redis"), ("api", "celery-redis")]]
+    jobs = [
+        services.job_create(version=v, backend=b, document="sample.pdf", publish=False)
+        for v, b in [("v3", "db"), ("v4", "redis"), ("api", "celery-redis")]
+    ]
     jobs.append(services.job_start_sync(version="v0", document="sample.pdf"))
     listing = admin_client.get("/admin/jobs/ocrjob/")
     assert listing.status_code == 200

@@ -15,8 +15,9 @@ def post(client, url, data, **kwargs):
     return client.post(url, data, content_type="application/json", **kwargs)
 
 
-@pytest.mark.parametrize("version,backend", [("v3", "db"), ("v4", "redis"), ("v5", "rabbit"),
-                                             ("v6", "kafka")])
+@pytest.mark.parametrize(
+    "version,backend", [("v3", "db"), ("v4", "redis"), ("v5", "rabbit"), ("v6", "kafka")]
+)
 def test_submit_answers_202_with_status_url(client, version, backend):
     response = post(client, f"/{version}/ocr/jobs", {"pdfName": "sample.pdf"})
     assert response.status_code == 202, response.content
@@ -30,24 +31,39 @@ def test_submit_answers_202_with_status_url(client, version, backend):
 
 
 def test_api_jobs_reaches_any_backend_with_a_workload(client):
-    response = post(client, "/api/jobs", {"pdfName": "sample.pdf", "backend": "dramatiq-redis",
-                                          "workload": "sleep:0.1", "tag": "t1"})
+    response = post(
+        client,
+        "/api/jobs",
+        {
+            "pdfName": "sample.pdf",
+            "backend": "dramatiq-redis",
+            "workload": "sleep:0.1",
+            "tag": "t1",
+        },
+    )
     assert response.status_code == 202, response.content
     job = OcrJob.objects.get(id=response.json()["id"])
     assert (job.version, job.backend, job.workload, job.run_tag) == (
-        "api", "dramatiq-redis", "sleep:0.1", "t1")
+        "api",
+        "dramatiq-redis",
+        "sleep:0.1",
+        "t1",
+    )
     listed = client.get("/api/jobs", {"backend": "dramatiq-redis"}).json()
     assert [row["id"] for row in listed] == [str(job.id)]
 
 
-@pytest.mark.parametrize("url,payload,message", [
-    ("/v3/ocr/jobs", {"pdfName": "../etc/passwd"}, "pdfName"),
-    ("/v3/ocr/jobs", {"pdfName": "sample.pdf", "workload": "explode"}, "workload"),
-    ("/v3/ocr/jobs", {"pdfName": "sample.pdf", "workload": "sleep:-1"}, "workload"),
-    ("/api/jobs", {"pdfName": "sample.pdf", "backend": "nope"}, "backend"),
-    ("/api/jobs", {"pdfName": "sample.pdf"}, "backend"),
-    ("/v3/ocr/jobs", {"pdfName": "sample.pdf", "language": "klingon"}, "language"),
-])
+@pytest.mark.parametrize(
+    "url,payload,message",
+    [
+        ("/v3/ocr/jobs", {"pdfName": "../etc/passwd"}, "pdfName"),
+        ("/v3/ocr/jobs", {"pdfName": "sample.pdf", "workload": "explode"}, "workload"),
+        ("/v3/ocr/jobs", {"pdfName": "sample.pdf", "workload": "sleep:-1"}, "workload"),
+        ("/api/jobs", {"pdfName": "sample.pdf", "backend": "nope"}, "backend"),
+        ("/api/jobs", {"pdfName": "sample.pdf"}, "backend"),
+        ("/v3/ocr/jobs", {"pdfName": "sample.pdf", "language": "klingon"}, "language"),
+    ],
+)
 def test_bad_input_gets_a_clear_400(client, url, payload, message):
     response = post(client, url, payload)
     assert response.status_code == 400

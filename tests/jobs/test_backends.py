@@ -20,8 +20,9 @@ DEAD_URLS = {  # an address where no broker listens
 
 
 # OCRLAB_TEST_BACKENDS=db,redis narrows the run while working on one backend.
-ALIASES = [a for a in backend_aliases()
-           if a in os.environ.get("OCRLAB_TEST_BACKENDS", a).split(",")]
+ALIASES = [
+    a for a in backend_aliases() if a in os.environ.get("OCRLAB_TEST_BACKENDS", a).split(",")
+]
 
 
 @pytest.fixture(params=ALIASES)
@@ -36,8 +37,9 @@ def backend(request):
 
 def submit(backend: str, count: int = 1, workload: str = "noop") -> list[OcrJob]:
     return [
-        services.job_create(version="api", backend=backend, document="sample.pdf",
-                            workload=workload)
+        services.job_create(
+            version="api", backend=backend, document="sample.pdf", workload=workload
+        )
         for _ in range(count)
     ]
 
@@ -48,15 +50,19 @@ def statuses(jobs) -> dict[str, int]:
 
 
 def all_finished(jobs):
-    return OcrJob.objects.filter(id__in=[j.id for j in jobs], status__in=["DONE", "FAILED"]
-                                 ).count() == len(jobs)
+    return OcrJob.objects.filter(
+        id__in=[j.id for j in jobs], status__in=["DONE", "FAILED"]
+    ).count() == len(jobs)
 
 
 def test_noop_jobs_with_two_workers_end_done_exactly_once(backend, start_worker):
     jobs = submit(backend, 20)
     worker = start_worker(backend, workers=2)
-    wait_for(lambda: all_finished(jobs), 90,
-             message=lambda: f"20 jobs on {backend}: {statuses(jobs)}\n{worker.output()}")
+    wait_for(
+        lambda: all_finished(jobs),
+        90,
+        message=lambda: f"20 jobs on {backend}: {statuses(jobs)}\n{worker.output()}",
+    )
     rows = OcrJob.objects.filter(id__in=[j.id for j in jobs])
     assert statuses(jobs) == {"DONE": 20}
     assert all(row.attempts == 1 for row in rows)
@@ -67,8 +73,10 @@ def test_killed_worker_job_still_completes(backend, start_worker):
     victim, *others = submit(backend, 3, workload="sleep:4")
     start_worker(backend, workers=1)
     running = wait_for(
-        lambda: OcrJob.objects.filter(id=victim.id, status=JobStatus.RUNNING).first(), 60,
-        message="the first job to start")
+        lambda: OcrJob.objects.filter(id=victim.id, status=JobStatus.RUNNING).first(),
+        60,
+        message="the first job to start",
+    )
     os.kill(int(running.worker.rsplit(":", 1)[1]), signal.SIGKILL)
     jobs = [victim, *others]
     wait_for(lambda: all_finished(jobs), 120, message=f"jobs after SIGKILL on {backend}")
@@ -100,8 +108,10 @@ def test_failed_publish_is_republished_by_relay(backend, start_worker, settings)
     conf = settings.JOB_BACKENDS[backend]
     url = conf["OPTIONS"]["url"]
     dead = DEAD_URLS["kafka" if "://" not in url else url.split("://")[0]]
-    settings.JOB_BACKENDS = {**settings.JOB_BACKENDS,
-                             backend: {**conf, "OPTIONS": {**conf["OPTIONS"], "url": dead}}}
+    settings.JOB_BACKENDS = {
+        **settings.JOB_BACKENDS,
+        backend: {**conf, "OPTIONS": {**conf["OPTIONS"], "url": dead}},
+    }
     reset_backends()
     jobs = submit(backend, 2)
     assert statuses(jobs) == {"PENDING": 2}
@@ -117,8 +127,9 @@ def test_queued_job_whose_message_was_lost_is_sent_again(backend, start_worker):
 
     from django.utils import timezone
 
-    job = services.job_create(version="api", backend=backend, document="sample.pdf",
-                              workload="noop", publish=False)
+    job = services.job_create(
+        version="api", backend=backend, document="sample.pdf", workload="noop", publish=False
+    )
     long_ago = timezone.now() - timedelta(hours=1)
     services.job_mark_queued(job_id=job.id, at=long_ago)  # "published", but no message
     start_worker(backend)

@@ -12,8 +12,9 @@ pytestmark = pytest.mark.django_db
 
 
 def new_job(**kwargs) -> OcrJob:
-    return services.job_create(version="v3", backend="db", document="sample.pdf",
-                               publish=False, **kwargs)
+    return services.job_create(
+        version="v3", backend="db", document="sample.pdf", publish=False, **kwargs
+    )
 
 
 def test_claim_sets_running_attempt_lease_and_worker():

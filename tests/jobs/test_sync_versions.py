@@ -18,8 +18,9 @@ def first_words(name: str, count: int = 4) -> str:
 
 @pytest.mark.parametrize("version", ["v0", "v1", "v2"])
 def test_sync_version_returns_recognized_text(api_server, version):
-    response = httpx.post(f"{api_server}/{version}/ocr/sync", json={"pdfName": "sample.pdf"},
-                          timeout=TIMEOUT_S)
+    response = httpx.post(
+        f"{api_server}/{version}/ocr/sync", json={"pdfName": "sample.pdf"}, timeout=TIMEOUT_S
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert first_words("sample.pdf") in " ".join(body["text"].split())
@@ -32,8 +33,9 @@ def test_sync_version_returns_recognized_text(api_server, version):
 
 def test_v2_spreads_calls_over_servers(api_server):
     def call(_):
-        return httpx.post(f"{api_server}/v2/ocr/sync", json={"pdfName": "sample.pdf"},
-                          timeout=TIMEOUT_S).json()["job_id"]
+        return httpx.post(
+            f"{api_server}/v2/ocr/sync", json={"pdfName": "sample.pdf"}, timeout=TIMEOUT_S
+        ).json()["job_id"]
 
     with ThreadPoolExecutor(2) as pool:
         ids = list(pool.map(call, range(2)))
@@ -45,15 +47,18 @@ def test_upload_goes_through_v1(api_server):
     from apps.ocr.corpus import resolve
 
     data = resolve("sample.pdf").read_bytes()
-    response = httpx.post(f"{api_server}/v1/ocr/sync", files={"file": ("scan.pdf", data)},
-                          timeout=TIMEOUT_S)
+    response = httpx.post(
+        f"{api_server}/v1/ocr/sync", files={"file": ("scan.pdf", data)}, timeout=TIMEOUT_S
+    )
     assert response.status_code == 200, response.text
     assert first_words("sample.pdf") in " ".join(response.json()["text"].split())
 
 
 @pytest.mark.parametrize("version", ["v0", "v1", "v2"])
-@pytest.mark.parametrize("payload", [{"pdfName": "../sample.pdf"}, {"pdfName": "/etc/passwd"},
-                                     {"pdfName": "missing.pdf"}, {}])
+@pytest.mark.parametrize(
+    "payload",
+    [{"pdfName": "../sample.pdf"}, {"pdfName": "/etc/passwd"}, {"pdfName": "missing.pdf"}, {}],
+)
 def test_sync_versions_refuse_bad_names(api_server, version, payload):
     response = httpx.post(f"{api_server}/{version}/ocr/sync", json=payload, timeout=30)
     assert response.status_code == 400
@@ -63,8 +68,9 @@ def test_sync_versions_refuse_bad_names(api_server, version, payload):
 
 def test_v0_answers_503_when_no_ocr_server_answers(client, settings):
     settings.OCR_SERVER_URLS = ["http://127.0.0.1:1"]
-    response = client.post("/v0/ocr/sync", {"pdfName": "sample.pdf"},
-                           content_type="application/json")
+    response = client.post(
+        "/v0/ocr/sync", {"pdfName": "sample.pdf"}, content_type="application/json"
+    )
     assert response.status_code == 503
     assert "no OCR server" in response.json()["detail"]
     assert OcrJob.objects.get().status == JobStatus.FAILED
@@ -73,7 +79,8 @@ def test_v0_answers_503_when_no_ocr_server_answers(client, settings):
 def test_v0_answers_504_after_the_timeout(client, settings, ocr_servers):
     settings.OCR_SERVER_URLS = ocr_servers
     settings.OCR_HTTP_TIMEOUT_S = 0.05
-    response = client.post("/v0/ocr/sync", {"pdfName": "sample.pdf"},
-                           content_type="application/json")
+    response = client.post(
+        "/v0/ocr/sync", {"pdfName": "sample.pdf"}, content_type="application/json"
+    )
     assert response.status_code == 504
     assert "did not answer" in response.json()["detail"]

@@ -53,8 +53,12 @@ class Command(BaseCommand):
         add("--quick", action="store_true", help="small matrix: a few minutes on 2 cores")
         add("--out", default="results", help="results root; a <timestamp> folder is made")
         add("--drain-timeout", type=float, default=300.0, help="max wait for the queue to drain")
-        add("--poll-interval", type=float, default=1.0,
-            help="locust users' longest poll wait (each poll costs API CPU)")
+        add(
+            "--poll-interval",
+            type=float,
+            default=1.0,
+            help="locust users' longest poll wait (each poll costs API CPU)",
+        )
         add("--document", default="sample.pdf", help="corpus document for every job")
         add("--api-workers", type=int, default=2, help="uvicorn worker processes of the API")
         add("--bare-runs", type=int, default=3, help="in-process run_ocr timings (0: skip)")

@@ -20,8 +20,12 @@ class Command(BaseCommand):
     help = "Send sample.pdf through V0-V2 (and the queue versions with --queues) and print a table."
 
     def add_arguments(self, parser):
-        parser.add_argument("--api", default=os.environ.get(
-            "API_URL", f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}"))
+        parser.add_argument(
+            "--api",
+            default=os.environ.get(
+                "API_URL", f"http://127.0.0.1:{os.environ.get('API_PORT', '8000')}"
+            ),
+        )
         parser.add_argument("--document", default="sample.pdf")
         parser.add_argument("--queues", action="store_true", help="also V3-V6 (needs workers)")
         parser.add_argument("--timeout", type=float, default=120.0)
@@ -45,8 +49,11 @@ class Command(BaseCommand):
     def _run(self, client, version, document, timeout):
         started = time.monotonic()
         try:
-            body = (self._sync(client, version, document) if version in SYNC_VERSIONS
-                    else self._queued(client, version, document, timeout))
+            body = (
+                self._sync(client, version, document)
+                if version in SYNC_VERSIONS
+                else self._queued(client, version, document, timeout)
+            )
         except (httpx.HTTPError, CommandError) as exc:
             return version, time.monotonic() - started, "ERROR", str(exc)[:80]
         words = " ".join((body.get("text") or "").split()[:8])
@@ -74,20 +81,29 @@ class Command(BaseCommand):
     def _batches(self, api, document, timeout, *, versions, requests, clients, **_):
         """Wall time of `requests` calls from `clients` concurrent clients, per version."""
         walls = {}
-        with httpx.Client(base_url=api, timeout=timeout,
-                          limits=httpx.Limits(max_connections=clients)) as client:
+        with httpx.Client(
+            base_url=api, timeout=timeout, limits=httpx.Limits(max_connections=clients)
+        ) as client:
             for version in versions.split(","):
                 started = time.monotonic()
                 url = f"/{version}/ocr/sync"
                 with ThreadPoolExecutor(clients) as pool:
-                    codes = list(pool.map(
-                        lambda _, url=url: client.post(url, json={"pdfName": document})
-                        .status_code, range(requests)))
+                    codes = list(
+                        pool.map(
+                            lambda _, url=url: (
+                                client.post(url, json={"pdfName": document}).status_code
+                            ),
+                            range(requests),
+                        )
+                    )
                 walls[version] = time.monotonic() - started
                 ok = codes.count(200)
-                self.stdout.write(f"{version}: {requests} requests, {clients} clients: "
-                                  f"{walls[version]:.2f} s, {ok}/{requests} answered 200")
+                self.stdout.write(
+                    f"{version}: {requests} requests, {clients} clients: "
+                    f"{walls[version]:.2f} s, {ok}/{requests} answered 200"
+                )
         first, *rest = walls
         for version in rest:
-            self.stdout.write(f"{first} / {version} wall-time ratio: "
-                              f"{walls[first] / walls[version]:.2f}")
+            self.stdout.write(
+                f"{first} / {version} wall-time ratio: {walls[first] / walls[version]:.2f}"
+            )

@@ -22,8 +22,11 @@ class Command(BaseCommand):
         parser.add_argument("--backend", required=True, help=f"one of {backend_aliases()}")
         parser.add_argument("--workers", type=int, default=1, help="worker processes")
         parser.add_argument("--workload", help="run every job as this workload (benchmarks)")
-        parser.add_argument("--no-relay", action="store_true",
-                            help="do not republish stale PENDING or lease-expired jobs")
+        parser.add_argument(
+            "--no-relay",
+            action="store_true",
+            help="do not republish stale PENDING or lease-expired jobs",
+        )
 
     def handle(self, *args, backend, workers, workload, no_relay, **options):
         if workers < 1:
@@ -41,8 +44,10 @@ class Command(BaseCommand):
             signal.signal(sig, lambda *_: stop.set())
         if not no_relay:
             threading.Thread(target=relay_loop, args=(backend, stop), daemon=True).start()
-        self.stdout.write(f"runworker: backend={backend} workers={workers} "
-                          f"workload={workload or 'per job'} (Ctrl-C stops after current jobs)")
+        self.stdout.write(
+            f"runworker: backend={backend} workers={workers} "
+            f"workload={workload or 'per job'} (Ctrl-C stops after current jobs)"
+        )
         impl.run_workers(workers, stop=stop)
         self.stdout.write("runworker: stopped")
 
