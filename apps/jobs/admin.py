@@ -1,6 +1,7 @@
 """Jobs in the admin: filter by version, backend and status; a readable detail page."""
 
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.jobs.models import OcrJob
@@ -90,7 +91,9 @@ class OcrJobAdmin(admin.ModelAdmin):
     def pdf_link(self, job: OcrJob) -> str:
         if not job.result_pdf:
             return "-"
-        return format_html('<a href="/api/jobs/{}/pdf">download</a>', job.id)
+        return format_html(
+            '<a href="{}">download</a>', reverse("job-pdf", kwargs={"job_id": job.id})
+        )
 
     def has_add_permission(self, request) -> bool:
         return False  # jobs are made through the API, so they get published

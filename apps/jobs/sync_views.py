@@ -10,6 +10,7 @@ can be inspected in the admin.
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import JsonResponse
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
@@ -48,7 +49,7 @@ def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
             result=result,
             worker=body.get("server", outcome.server),
         )
-        pdf_url = f"/api/jobs/{job.id}/pdf" if result.pdf else None
+        pdf_url = reverse("job-pdf", kwargs={"job_id": job.id}) if result.pdf else None
         return 200, {
             "job_id": str(job.id),
             "version": job.version,

@@ -29,6 +29,8 @@ def test_sync_version_returns_recognized_text(api_server, version):
     job = OcrJob.objects.get(id=body["job_id"])
     assert (job.version, job.backend, job.status) == (version, "http", JobStatus.DONE)
     assert job.worker and job.finished_at
+    pdf = httpx.get(api_server + body["pdf_url"], timeout=30)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 
 
 def test_v2_spreads_calls_over_servers(api_server):
