@@ -10,7 +10,7 @@ from dataclasses import dataclass
 SYNC_VERSIONS = ("v0", "v1", "v2")
 QUEUE_VERSIONS = ("v3", "v4", "v5", "v6")
 VERSIONS = SYNC_VERSIONS + QUEUE_VERSIONS + ("api",)
-FINISHED = ("DONE", "FAILED")
+FINISHED = ("DONE", "FAILED", "CANCELLED")
 
 SUBMIT_NAME = "submit"  # the bench reads this line of the stats CSV for submit latency
 POLL_NAME = "poll"

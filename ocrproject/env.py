@@ -39,3 +39,13 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+API_TOKEN_ENV = "OCRLAB_API_TOKEN"
+
+
+def api_auth_headers() -> dict[str, str]:
+    """Headers for the lab's own API clients (bench, locust, demo): DRF token auth from
+    OCRLAB_API_TOKEN (written to .env by the set-up), or none when it is not set."""
+    token = os.environ.get(API_TOKEN_ENV, "").strip()
+    return {"Authorization": f"Token {token}"} if token else {}

@@ -14,8 +14,8 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-DONE, FAILED = "DONE", "FAILED"
-FINISHED = (DONE, FAILED)
+DONE, FAILED, CANCELLED = "DONE", "FAILED", "CANCELLED"
+FINISHED = (DONE, FAILED, CANCELLED)
 SUCCESS, ERROR, TIMEOUT = "success", "error", "timeout"
 
 

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -12,6 +13,7 @@ class JobStatus(models.TextChoices):
     RUNNING = "RUNNING"  # claimed by a worker holding a lease
     DONE = "DONE"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"  # stopped by an operator; workers honour it before and during a job
 
 
 class Version(models.TextChoices):
@@ -25,7 +27,7 @@ class Version(models.TextChoices):
     API = "api", "api: any backend by alias"
 
 
-FINISHED = (JobStatus.DONE, JobStatus.FAILED)
+FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 READY = (JobStatus.PENDING, JobStatus.QUEUED)
 
 
@@ -33,7 +35,15 @@ class OcrJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     version = models.CharField(max_length=8, choices=Version.choices)
     backend = models.CharField(max_length=32, help_text="Backend alias, or 'http' for V0-V2.")
-    status = models.CharField(max_length=8, choices=JobStatus.choices, default=JobStatus.PENDING)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="ocr_jobs",
+        help_text="Who submitted the job; only they (and staff) can see it.",
+    )
     workload = models.CharField(max_length=32, default="ocr")
     document = models.CharField(max_length=255, help_text="Corpus name or uploaded file name.")
     upload = models.FileField(upload_to="uploads/", blank=True)
@@ -50,6 +60,12 @@ class OcrJob(models.Model):
     worker = models.CharField(max_length=128, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    error_code = models.CharField(
+        max_length=32, blank=True, help_text="Machine-readable reason of the last failure."
+    )
+    run_after = models.DateTimeField(
+        null=True, blank=True, help_text="Not to be claimed before this time (retry backoff)."
+    )
 
     result_text = models.TextField(blank=True)
     result_pages = models.PositiveIntegerField(null=True, blank=True)
@@ -72,6 +88,7 @@ class OcrJob(models.Model):
                 name="ocrjob_ready_idx",
                 condition=Q(status__in=READY),
             ),
+            models.Index(fields=["owner", "created_at"], name="ocrjob_owner_idx"),
             models.Index(
                 fields=["backend", "lease_expires_at"],
                 name="ocrjob_running_idx",
