@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -48,6 +49,8 @@ COMMAND_COMPONENTS = (("runworker", "workers"), ("uvicorn", "api"), ("gunicorn",
 SAMPLE_INTERVAL_S = 1.0
 BUSY_FIELDS = ("user", "nice", "system", "irq", "softirq")  # guest is inside user on Linux
 MAX_DEPTH = 64
+PROC = Path("/proc")
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 @dataclass(frozen=True)
@@ -133,26 +136,47 @@ def busy_seconds(times) -> float:
     return sum(getattr(times, name, 0.0) for name in BUSY_FIELDS)
 
 
-def read_table() -> dict[int, Proc]:
-    """Every process now (those that vanish while being read are left out)."""
-    table = {}
-    for p in psutil.process_iter(["pid", "ppid", "name", "cpu_times", "create_time"]):
-        info = p.info
-        times = info.get("cpu_times")
-        if times is None or info.get("ppid") is None:
-            continue
-        table[info["pid"]] = Proc(
-            info["pid"],
-            info["ppid"],
-            info.get("name") or "",
-            times.user + times.system,
-            info.get("create_time") or 0.0,
-        )
-    return table
+def list_pids() -> set[int]:
+    """Every process id now."""
+    if PROC.is_dir():
+        return {int(name) for name in os.listdir(PROC) if name.isdigit()}
+    return set(psutil.pids())
+
+
+def parse_stat(text: str) -> Proc:
+    """A /proc/<pid>/stat line as Proc (times in seconds; `started` in clock ticks)."""
+    head, _, rest = text.rpartition(")")
+    pid, _, name = head.partition(" (")
+    fields = rest.split()  # fields[0] is the state (field 3 of proc(5))
+    utime, stime = int(fields[11]), int(fields[12])
+    return Proc(int(pid), int(fields[1]), name, (utime + stime) / CLK_TCK, float(fields[19]))
+
+
+def read_proc(pid: int) -> Proc | None:
+    """One process now, None when it is gone. On Linux one read of /proc/<pid>/stat
+    (~20x cheaper than psutil); elsewhere through psutil."""
+    if PROC.is_dir():
+        try:
+            with open(PROC / str(pid) / "stat") as handle:
+                return parse_stat(handle.read())
+        except (OSError, ValueError, IndexError):
+            return None
+    try:
+        p = psutil.Process(pid)
+        with p.oneshot():
+            times = p.cpu_times()
+            return Proc(pid, p.ppid(), p.name(), times.user + times.system, p.create_time())
+    except psutil.Error:
+        return None
 
 
 class CpuWindow:
-    """Sample CPU per component between start() and stop(); metrics() afterwards."""
+    """Sample CPU per component between start() and stop(); metrics() afterwards.
+
+    Each sample lists the process ids, reads and classifies the new ones once, and re-reads
+    only the processes of a named component: the rest of the machine is `other`, computed
+    from the machine's busy time, so it needs no per-process reads.
+    """
 
     def __init__(
         self, *, roots: Mapping[int, str], interval_s: float = SAMPLE_INTERVAL_S, cores: int = 0
@@ -160,13 +184,14 @@ class CpuWindow:
         self.roots, self.interval_s = dict(roots), interval_s
         self.cores = cores or psutil.cpu_count() or 1
         self.bench_pid = os.getpid()
+        self.table: dict[int, Proc] = {}  # every process seen (for ancestry)
+        self.tracked: dict[int, tuple] = {}  # pid -> key of the processes of a component
         self.base: dict[tuple, float] = {}
         self.last: dict[tuple, float] = {}
         self.components: dict[tuple, str] = {}
         self.sampler_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
-        self._lock = threading.Lock()
 
     def start(self) -> CpuWindow:
         self._t0, self._cpu0 = time.monotonic(), psutil.cpu_times()
@@ -192,19 +217,30 @@ class CpuWindow:
 
     def _sample(self, first: bool = False) -> None:
         started = time.thread_time()
-        table = read_table()
-        with self._lock:
-            for pid, proc in table.items():
-                key = (pid, proc.started)
-                if key not in self.components:
-                    comp = classify(pid, table, roots=self.roots, bench_pid=self.bench_pid)
-                    if comp is None:
-                        continue
-                    self.components[key] = comp
-                if first:
-                    self.base[key] = proc.cpu_s
+        pids = list_pids()
+        new = [p for p in pids if p not in self.table]
+        for pid in new:
+            proc = read_proc(pid)
+            if proc is not None:
+                self.table[pid] = proc
+        for pid in new:
+            self._classify(pid, first)
+        for pid in pids & self.tracked.keys():
+            proc = read_proc(pid) if pid not in new else self.table.get(pid)
+            key = self.tracked[pid]
+            if proc is not None and (pid, proc.started) == key:
                 self.last[key] = proc.cpu_s
-            self.sampler_s += time.thread_time() - started
+        self.sampler_s += time.thread_time() - started
+
+    def _classify(self, pid: int, first: bool) -> None:
+        proc = self.table.get(pid)
+        comp = proc and classify(pid, self.table, roots=self.roots, bench_pid=self.bench_pid)
+        if not comp:
+            return
+        key = (pid, proc.started)
+        self.tracked[pid], self.components[key] = key, comp
+        if first:  # processes started later count from 0
+            self.base[key] = proc.cpu_s
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds per component over the window (after stop())."""

@@ -128,6 +128,22 @@ def test_window_on_the_real_machine_attributes_this_process_to_bench():
     assert 0 < m["instrument_share"] <= 1 and m["machine_busy_share"] > 0
 
 
+def test_a_child_that_starts_and_exits_in_the_window_counts_as_loadgen():
+    burn = "import time\nend = time.process_time() + 0.2\nwhile time.process_time() < end: pass"
+    window = cpu.CpuWindow(roots={}, interval_s=0.05).start()
+    child = subprocess.Popen([sys.executable, "-c", burn + "\ntime.sleep(0.2)"])
+    child.wait()
+    window.stop()
+    assert window.metrics(jobs=1)["cpu_s"]["loadgen"] >= 0.15  # its last sample before exit
+
+
+def test_parse_stat_handles_names_with_spaces_and_parentheses():
+    line = "4242 (tricky (name) x) S 17 4242 4242 0 -1 0 0 0 0 0 250 50 0 0 20 0 1 0 999 0 0"
+    proc = cpu.parse_stat(line)
+    assert (proc.pid, proc.ppid, proc.name, proc.started) == (4242, 17, "tricky (name) x", 999.0)
+    assert proc.cpu_s == pytest.approx(300 / cpu.CLK_TCK)
+
+
 def _cpu_result(target, workload, workers, cpu_ms):
     cpu_s = {c: cpu_ms.get(c, 0.0) / 10 for c in cpu.COMPONENTS}  # 100 jobs
     metrics = cpu.cpu_metrics(cpu_s=cpu_s, jobs=100, wall_s=10.0, cores=2)
