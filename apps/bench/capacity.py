@@ -58,7 +58,12 @@ def job_workload(workload: str) -> str:
 
 
 def family_params(
-    versions: list[str], backends: list[str], *, users=FAMILY_USERS, workers=FAMILY_WORKERS
+    versions: list[str],
+    backends: list[str],
+    *,
+    users=FAMILY_USERS,
+    workers=FAMILY_WORKERS,
+    repeat: int = 1,
 ) -> MatrixParams:
     """The submit family: V3-V6 and the aliases x 64 and 256 users, workers running."""
     return MatrixParams(
@@ -69,6 +74,7 @@ def family_params(
         noop_users=list(users),
         jobs_per_user=FAMILY_REQUESTS,
         workloads=[SUBMIT],
+        repeat=repeat,
     )
 
 
@@ -181,4 +187,6 @@ def capacity_metrics(result: dict | None) -> dict:
         "ladder_errors": sum(s.get("errors", 0) for s in ladder),
         "ladder_5xx": sum(s.get("errors_5xx", 0) for s in ladder),
         "ladder_last_p99_ms": ladder[-1].get("p99_ms") if ladder else None,
+        "ladder_first_rate": ladder[0].get("rate_per_user") if ladder else None,
+        "ladder_first_p99_ms": ladder[0].get("p99_ms") if ladder else None,
     }

@@ -20,6 +20,7 @@ from apps.bench import system
 from apps.bench.aggregate import summarize
 from apps.bench.cells import CellSpec
 from apps.bench.export import write_all
+from apps.bench.load_targets import evaluate_load
 from apps.bench.models import BenchRun, BenchStatus
 from apps.bench.runner import RunConfig, run_cell
 from apps.bench.targets import evaluate
@@ -169,6 +170,7 @@ def _finish(
     summaries = summarize(results)
     bare_s = (context.get("bare_ocr") or {}).get("median_s")
     targets = evaluate(summaries, bare_s=bare_s, cores=context["machine"]["nproc"])
+    targets += evaluate_load(summaries)  # instrument share, submit capacity
     report = write_all(options.config.out_dir, results, summaries, targets, context)
     BenchRun.objects.filter(pk=run.pk).update(
         finished_at=timezone.now(),

@@ -6,11 +6,14 @@ import json
 import pytest
 
 from apps.bench import capacity, loadgen
+from apps.bench.aggregate import summarize
 from apps.bench.cells import build_matrix
 from apps.bench.cpu import COMPONENTS
+from apps.bench.load_targets import evaluate_load
 from apps.bench.runner import RunConfig
 from apps.bench.session import BenchOptions, run_bench
 from apps.jobs.models import OcrJob
+from tests.bench.fakes import result
 
 
 def test_summary_counts_statuses_and_percentiles():
@@ -100,3 +103,40 @@ def test_tiny_submit_cell_on_db(subprocess_env, settings, tmp_path):
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Submit capacity" in report and "## Where the cores went" in report
     assert (tmp_path / "run" / "cpu.png").is_file()
+
+
+def test_load_targets_on_known_summaries():
+    submit = dict(
+        submit_rps=620.0,
+        submit_http_errors=0,
+        submit_5xx=0,
+        ladder_errors=0,
+        ladder_5xx=0,
+        ladder_first_rate=1.0,
+        ladder_first_p99_ms=30.0,
+        submit_sustained_rps=256.0,
+    )
+    summaries = summarize(
+        [
+            result("v3", "ocr", 2, instrument_share=0.08),
+            result("v3", capacity.SUBMIT, 2, users=64, jobs=10, **submit),
+            result(
+                "v4",
+                capacity.SUBMIT,
+                2,
+                users=256,
+                jobs=10,
+                **{**submit, "submit_5xx": 3, "submit_http_errors": 3},
+            ),
+        ]
+    )
+    rows = {(r["check"], r["scope"]): r for r in evaluate_load(summaries)}
+    assert (
+        rows[("instrument share of the machine (loadgen + bench)", "v3 W=2 u=16")]["met"] is False
+    )
+    assert rows[("submit errors (closed loop + ladder)", "v3 W=2 u=64")]["met"] is True
+    bad = rows[("submit errors (closed loop + ladder)", "v4 W=2 u=256")]
+    assert bad["met"] is False and bad["detail"] == "5xx: 3"
+    assert rows[("submit p99, 64 users at 1 POST/s each", "v3 W=2 u=64")]["met"] is True
+    best = rows[("submit capacity with 0 errors (closed loop)", "v3 W=2 u=64")]
+    assert best["measured"] == 620.0 and best["met"] is True

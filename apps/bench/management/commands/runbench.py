@@ -143,6 +143,7 @@ class Command(BaseCommand):
                 backends,
                 users=parse_int_list(opts["submit_users"]),
                 workers=parse_int_list(opts["submit_workers"]),
+                repeat=opts["repeat"],
             )
             return build_matrix(params, vb)
         if opts["quick"]:
