@@ -71,6 +71,11 @@ def cell_line(result: dict) -> str:
     thr = m.get("throughput")
     burst = m.get("burst_throughput")
     extra = f", burst {burst:.1f} jobs/s" if burst else ""
+    if m.get("submit_rps"):
+        sustained = m.get("submit_sustained_rps")
+        extra += f", submit {m['submit_rps']:.0f} req/s, sustained {sustained or 0:g} req/s"
+    if m.get("instrument_share") is not None:
+        extra += f", instrument {m['instrument_share'] * 100:.1f} %"
     return (
         f"    ok: {m['successes']}/{m['submitted']} in deadline, {m['errors']} errors, "
         f"{m['timeouts']} timeouts, {thr or 0:.2f} jobs/s{extra}"
