@@ -42,6 +42,7 @@ def jobs(django_user_model) -> dict[str, OcrJob]:
     done = services.job_create(version="v3", backend="db", document="sample.pdf", publish=False)
     OcrJob.objects.filter(id=done.id).update(
         status=JobStatus.DONE,
+        created_at=now - timedelta(seconds=4),
         queued_at=now - timedelta(seconds=3),
         started_at=now - timedelta(seconds=2),
         finished_at=now - timedelta(seconds=1),
@@ -130,6 +131,7 @@ def test_admin_dashboard_and_docs_render_styled_offline(jobs, page):
     page.goto(f"/admin/jobs/ocrjob/{jobs['done'].id}/change/")
     content = page.inner_text("#content-main")
     assert "The quick brown fox" in content and "sample.pdf" in content
+    assert "3.000 s" in content  # end to end
     assert_admin_styled(page)
     shot(page, "admin-job-detail")
 
