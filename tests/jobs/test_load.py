@@ -73,7 +73,6 @@ def test_concurrent_submits_get_no_5xx_and_bounded_connections(api_server):
     finally:
         sampler.stop.set()
         sampler.join()
-    print("max connections", max(sampler.counts), "budget", connection_budget())
     assert [code for code in codes if code >= 500] == []
     assert set(codes) == {202}
     assert OcrJob.objects.filter(run_tag="load").count() == CLIENTS * SUBMITS_PER_CLIENT
