@@ -39,6 +39,7 @@ from django.conf import settings
 from ocrmypdf.pdfinfo import PdfInfo
 from PIL import Image
 
+from apps.ocr import probes
 from apps.ocr.validation import InvalidUpload, sniff_kind
 
 # Tesseract's OpenMP threads: one per process (OMP_NUM_THREADS does not cap it).
@@ -54,6 +55,9 @@ MIN_CREDIBLE_DPI = 96  # OCRmyPDF refuses images at or below this resolution
 NO_LINEARIZE_MB = 1e9  # fast_web_view threshold that is never reached
 PAGE_SEPARATOR = "\n\f"
 IMAGE_MODES_AS_IS = {"1", "L", "RGB"}
+PASSTHROUGH_PLUGIN = "apps.ocr.passthrough"  # image-only pages are not re-rasterized
+
+probes.install()  # tesseract --version / --list-langs once per process, not per job
 
 # OCRmyPDF's API is not re-entrant across threads of one process.
 _OCR_LOCK = threading.Lock()
@@ -164,6 +168,8 @@ def _ocr_options(language: str) -> dict:
         "fast_web_view": NO_LINEARIZE_MB,
         "tesseract_timeout": settings.OCR_PAGE_TIMEOUT_S,
         "max_image_mpixels": settings.OCR_MAX_IMAGE_MPIXELS,
+        "pdf_renderer": "sandwich",
+        "plugins": [PASSTHROUGH_PLUGIN],
     }
 
 
@@ -292,6 +298,15 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 def _call_ocrmypdf(source: Path, output: Path, options: dict, request: PredictRequest) -> None:
     """Run OCRmyPDF in process; map its exceptions to OcrError."""
+    probes.revalidate()
+    try:
+        _ocrmypdf_errors(source, output, options, request)
+    except OcrError:
+        probes.forget()  # whatever failed, the next job checks its programs again
+        raise
+
+
+def _ocrmypdf_errors(source: Path, output: Path, options: dict, request: PredictRequest) -> None:
     try:
         ocrmypdf.ocr(source, output, **options)
     except ocrmypdf.ExitCodeException as exc:
