@@ -66,10 +66,9 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Restore OCRmyPDF's own probes (tests) and empty the cache."""
+    """Restore OCRmyPDF's own probes (scripts/measure_engine.py); the cache is kept."""
     _probe.get_version = _original_get_version
     tesseract.get_languages = _original_get_languages
-    forget()
 
 
 def revalidate() -> None:
