@@ -10,6 +10,9 @@ for throughput with one job per process (see docs/engine.md):
   Ghostscript, no image optimization.
 * ``mode="skip"``: pages that already carry text are kept as they are and their text
   is read from the PDF; other pages are OCRed.
+* Overhead cuts (docs/engine.md): dependency probes once per process (``probes``),
+  image-only pages not re-rendered (``passthrough`` plugin), Tesseract's own text-only
+  PDF as the text layer (``pdf_renderer="sandwich"``), output to an open file.
 * Pages and pixels are bounded before OCRmyPDF starts, so a tiny file holding an
   enormous page is refused (``too_big``) instead of being rendered.
 * A page whose OCR times out is kept without text; if no page has any text at all,
