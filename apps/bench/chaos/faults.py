@@ -178,14 +178,16 @@ POISON_WRITERS = {
     "KafkaBackend": _poison_kafka,
 }
 
+# Least destructive first: a broker restart can leave a broker (Tansu) that the next
+# cells' fresh workers cannot use, so restarts and outages of the broker come last.
 FAULTS = {
     fault.name: fault
     for fault in (
         Fault("sigkill", sigkill, description="SIGKILL of a worker mid-job"),
         Fault("sigstop", sigstop, description="SIGSTOP of a worker past its lease, SIGCONT"),
-        Fault("broker-restart", broker_restart, True, "restart of the broker mid-run"),
-        Fault("postgres-restart", postgres_restart, description="restart of PostgreSQL"),
-        Fault("broker-down", broker_down, True, "the broker down while jobs are submitted"),
         Fault("poison", poison, description="messages that name no job"),
+        Fault("postgres-restart", postgres_restart, description="restart of PostgreSQL"),
+        Fault("broker-restart", broker_restart, True, "restart of the broker mid-run"),
+        Fault("broker-down", broker_down, True, "the broker down while jobs are submitted"),
     )
 }
