@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.bench.chaos.local import NotLocal, require_local
-from apps.bench.chaos.report import Cell, compute_cell, render_markdown, write_results
+from apps.bench.chaos.report import Cell, compute_cell, render_markdown, render_text, write_results
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 IDS = [f"00000000-0000-0000-0000-00000000000{i}" for i in range(6)]
@@ -119,3 +119,18 @@ def test_loopback_addresses_are_accepted(urls):
 def test_remote_addresses_are_refused(urls):
     with pytest.raises(NotLocal):
         require_local(urls)
+
+
+def test_text_table_has_a_row_per_cell_and_the_reason_of_an_na():
+    cells = [
+        cell_of([row(0, "DONE", finished_s=3)]),
+        Cell(backend="db", fault="broker-restart", skipped="n/a: the job row is the message"),
+        Cell(backend="db", fault="poison", skipped="error: TimeoutError: no job started"),
+    ]
+    text = render_text(cells)
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["backend", "fault", "jobs"]
+    assert lines[2].split() == ["redis", "sigkill", "1", "0", "0", "0", "0", "1.0", "0", "ok"]
+    assert lines[4].endswith("n/a: the job row is the message")
+    assert lines[5].split()[-1] == "error"
+    assert "- db / poison: error: TimeoutError: no job started" in lines

@@ -37,6 +37,7 @@ class Fault:
     inject: Callable[[CellRun], list[str]]
     needs_broker: bool = False
     description: str = ""
+    scope: str = "worker"  # "worker": each backend's own; "broker"/"database": shared
 
     def applies(self, backend: str) -> str:
         """'' when the fault applies to `backend`, else why not."""
@@ -160,6 +161,21 @@ def _poison_celery(impl) -> None:
         )
 
 
+def _poison_dramatiq(impl) -> None:
+    """Dramatiq messages whose argument names no job, plus a body that is no message."""
+    from tasks.dramatiq_actors import make_message
+
+    broker = impl.broker
+    for payload in POISON.values():
+        broker.enqueue(make_message(impl.alias, payload.decode("utf-8", "replace")))
+    garbage = POISON["garbage bytes"]
+    if type(broker).__name__ == "RabbitmqBroker":
+        broker.declare_queue(impl.queue, ensure=True)
+        broker.channel.basic_publish(exchange="", routing_key=impl.queue, body=garbage)
+    else:  # RedisBroker: its own enqueue, minus the encoding
+        broker.do_enqueue(impl.queue, str(uuid.uuid4()), garbage)
+
+
 def _poison_kafka(impl) -> None:
     import confluent_kafka as ck
 
@@ -176,18 +192,24 @@ POISON_WRITERS = {
     "RedisStreamsBackend": _poison_redis,
     "CeleryBackend": _poison_celery,
     "KafkaBackend": _poison_kafka,
+    "DramatiqBackend": _poison_dramatiq,
 }
 
 # Least destructive first: a broker restart can leave a broker (Tansu) that the next
-# cells' fresh workers cannot use, so restarts and outages of the broker come last.
+# phases' workers cannot use, so restarts and outages of the broker come last.
 FAULTS = {
     fault.name: fault
     for fault in (
         Fault("sigkill", sigkill, description="SIGKILL of a worker mid-job"),
         Fault("sigstop", sigstop, description="SIGSTOP of a worker past its lease, SIGCONT"),
         Fault("poison", poison, description="messages that name no job"),
-        Fault("postgres-restart", postgres_restart, description="restart of PostgreSQL"),
-        Fault("broker-restart", broker_restart, True, "restart of the broker mid-run"),
-        Fault("broker-down", broker_down, True, "the broker down while jobs are submitted"),
+        Fault(
+            "postgres-restart",
+            postgres_restart,
+            description="restart of PostgreSQL",
+            scope="database",
+        ),
+        Fault("broker-restart", broker_restart, True, "restart of the broker mid-run", "broker"),
+        Fault("broker-down", broker_down, True, "broker down while jobs are submitted", "broker"),
     )
 }

@@ -107,23 +107,67 @@ def _value(cell: Cell, key: str) -> str:
     return str(value)
 
 
+def verdict(cell: Cell) -> str:
+    """ok, FAIL, error, or "n/a: <why the fault does not apply>"."""
+    if cell.skipped:
+        return cell.skipped if cell.skipped.startswith("n/a") else "error"
+    return "ok" if cell.ok else "FAIL"
+
+
+def _notes(cells: list[Cell]) -> list[str]:
+    errors = [(c, c.skipped) for c in cells if c.skipped and not c.skipped.startswith("n/a")]
+    return [
+        f"- {c.backend} / {c.fault}: {n}"
+        for c, n in errors + [(c, n) for c in cells for n in c.notes]
+    ]
+
+
 def render_markdown(cells: list[Cell], *, header: str = "") -> str:
     """The table backend x fault, with a notes list under it."""
     names = ["backend", "fault", *(title for _, title in COLUMNS), "verdict"]
     lines = [header, ""] if header else []
     lines += ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     for cell in cells:
-        verdict = (
-            ("n/a" if cell.skipped.startswith("n/a") else "error")
-            if cell.skipped
-            else ("ok" if cell.ok else "FAIL")
-        )
         values = [_value(cell, key) for key, _ in COLUMNS]
-        lines.append("| " + " | ".join([cell.backend, cell.fault, *values, verdict]) + " |")
-    notes = [(c, n) for c in cells for n in ([c.skipped] if c.skipped else []) + c.notes]
-    if notes:
-        lines += ["", "Notes:"]
-        lines += [f"- {cell.backend} / {cell.fault}: {note}" for cell, note in notes]
+        lines.append("| " + " | ".join([cell.backend, cell.fault, *values, verdict(cell)]) + " |")
+    if notes := _notes(cells):
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+
+
+TEXT_COLUMNS = (
+    ("jobs", "jobs"),
+    ("lost", "lost"),
+    ("executed_twice", "ran 2x"),
+    ("stored_twice", "stored 2x"),
+    ("stuck", "stuck"),
+    ("recovery_s", "recovery s"),
+    ("worker_crashes", "crashes"),
+)
+
+
+def render_text(cells: list[Cell]) -> str:
+    """The same table for a terminal: aligned columns, a rule between backends, the
+    verdict (with the reason of an n/a) last, then the notes."""
+    head = ["backend", "fault", *(title for _, title in TEXT_COLUMNS), "verdict"]
+    rows = [
+        [c.backend, c.fault, *(_value(c, key) for key, _ in TEXT_COLUMNS), verdict(c)]
+        for c in cells
+    ]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]
+
+    def fmt(row: list[str]) -> str:
+        left = [row[0].ljust(widths[0]), row[1].ljust(widths[1])]
+        nums = [v.rjust(w) for v, w in zip(row[2:-1], widths[2:], strict=True)]
+        return "  ".join([*left, *nums, row[-1]])
+
+    lines = [fmt(head), "-" * len(fmt(head))]
+    for i, row in enumerate(rows):
+        if i and row[0] != rows[i - 1][0]:
+            lines.append("")
+        lines.append(fmt(row))
+    if notes := _notes(cells):
+        lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,12 @@
-"""One chaos cell: fresh workers for a backend, N jobs kept in flight, one fault, then
-wait for every job to finish (or the deadline) and read the truth from the job rows."""
+"""Chaos phases: every backend at once, one fault at a time.
+
+Each backend gets one worker group (`runworker`) for the whole run; a phase keeps N jobs
+in flight on every backend, injects one fault into each (a service they share, such as
+PostgreSQL, is restarted once for all), waits on the job rows until every job finished
+(or the deadline) and reads one cell per backend from the rows and that phase's slice of
+the worker log. A fault that kills a worker leaves the restart to its supervisor; only a
+backend whose cell failed gets its queue purged and a fresh worker group, so one broken
+cell cannot spill into the next phase."""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -15,7 +23,7 @@ from django.db import DatabaseError, InterfaceError, connections
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.bench.chaos.faults import FAULTS
+from apps.bench.chaos.faults import FAULTS, broker_url
 from apps.bench.chaos.report import FINISHED, Cell, compute_cell
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
@@ -36,6 +44,7 @@ class Options:
     down_s: float = 3.0  # how long a stopped service stays down
     pause_margin_s: float = 3.0  # SIGSTOP lasts lease + this
     tail_s: float = 2.0  # keep submitting this long after the fault
+    settle_s: float = 0.5  # between phases: let a restarted worker take its place
     start_timeout_s: float = 90.0  # workers' first job
     deadline_s: float = 60.0  # after the fault: unfinished jobs are "stuck"
     relay_queued_stale_s: float = 10.0
@@ -161,53 +170,145 @@ def worker_command(backend: str, workers: int) -> list[str]:
     ]
 
 
-def run_cell(
-    *, backend: str, fault: str, opts: Options, out_dir: Path, stamp: str, prefix: str
-) -> Cell:
-    """Fresh workers, jobs in flight, one fault, the verdict from the job rows."""
+class Workers:
+    """One backend's worker group for the whole run; its log, read phase by phase."""
+
+    def __init__(self, *, backend: str, opts: Options, log_dir: Path, prefix: str):
+        self.backend, self.opts, self.log_dir, self.prefix = backend, opts, log_dir, prefix
+        self.log_path = log_dir / f"worker-{backend}.log"
+        self.group: ServerGroup | None = None
+
+    def start(self) -> None:
+        self.group = ServerGroup(self.log_dir, env=self.opts.worker_env(self.prefix))
+        self.group.start(self.log_path.stem, worker_command(self.backend, self.opts.workers))
+
+    def stop(self) -> None:
+        if self.group is not None:
+            self.group.stop(timeout=5)
+            self.group = None
+
+    def offset(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def text_since(self, offset: int) -> str:
+        with self.log_path.open("rb") as log_file:
+            log_file.seek(offset)
+            return log_file.read().decode(errors="replace")
+
+
+def _each(calls: dict[str, Callable[[], object]]) -> dict[str, object]:
+    """Run the calls in threads at once; each one's result, or the exception it raised."""
+    results: dict[str, object] = {}
+
+    def call(key: str, func: Callable[[], object]) -> None:
+        try:
+            results[key] = func()
+        except Exception as exc:  # reported per backend by the caller
+            log.exception("%s failed", key)
+            results[key] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=call, args=item, daemon=True) for item in calls.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def _error(backend: str, fault: str, exc: Exception) -> Cell:
+    return Cell(backend=backend, fault=fault, skipped=f"error: {type(exc).__name__}: {exc}")
+
+
+def _groups(scope: str, backends: list[str]) -> dict[str, list[str]]:
+    """Who shares one injection: PostgreSQL is restarted once for all, a broker once for
+    the backends on it, a worker fault hits each backend's own workers."""
+    if scope == "database":
+        return {"postgres": backends} if backends else {}
+    if scope == "broker":
+        by_url: dict[str, list[str]] = {}
+        for backend in backends:
+            by_url.setdefault(broker_url(backend) or backend, []).append(backend)
+        return by_url
+    return {backend: [backend] for backend in backends}
+
+
+def run_phase(*, fault: str, workers: dict[str, Workers], opts: Options, stamp: str) -> list[Cell]:
+    """Jobs in flight on every backend, `fault` injected into each, one cell per backend."""
     spec = FAULTS[fault]
-    why_not = spec.applies(backend)
-    if why_not:
-        return Cell(backend=backend, fault=fault, skipped=why_not)
-    log_dir = out_dir / "logs"
-    ctx = CellRun(backend=backend, fault=fault, opts=opts, log_dir=log_dir, stamp=stamp)
-    group = ServerGroup(log_dir, env=opts.worker_env(prefix))
-    log_path = log_dir / f"worker-{backend}-{fault}.log"
+    cells: dict[str, Cell] = {}
+    ctxs: dict[str, CellRun] = {}
+    for backend, group in workers.items():
+        if why_not := spec.applies(backend):
+            cells[backend] = Cell(backend=backend, fault=fault, skipped=why_not)
+        else:
+            ctxs[backend] = CellRun(
+                backend=backend, fault=fault, opts=opts, log_dir=group.log_dir, stamp=stamp
+            )
+    offsets = {backend: workers[backend].offset() for backend in ctxs}
     try:
-        group.start(log_path.stem, worker_command(backend, opts.workers))
-        ctx.submitter.start()
-        ctx.wait_running()
-        fault_at = timezone.now()
-        log.info("%s / %s: injecting at %s", backend, fault, fault_at.time())
-        notes = spec.inject(ctx)
-        fault_end = timezone.now()
+        for ctx in ctxs.values():
+            ctx.submitter.start()
+        started = _each({b: ctx.wait_running for b, ctx in ctxs.items()})
+        for backend, result in started.items():
+            if isinstance(result, Exception):
+                cells[backend] = _error(backend, fault, result)
+        live = [b for b in ctxs if b not in cells]
+        times = _inject(spec, {b: ctxs[b] for b in live})
         time.sleep(opts.tail_s)
-        ctx.submitter.stop.set()
-        ctx.submitter.join()
-        ctx.wait_finished(time.monotonic() + opts.deadline_s)
-        cell = compute_cell(
-            backend=backend,
-            fault=fault,
-            submitted=list(ctx.submitter.ids),
-            rows=ctx.rows(),
-            log_text=log_path.read_text(errors="replace"),
-            fault_at=fault_at,
-            fault_end=fault_end,
-            submit_errors=ctx.submitter.errors,
-        )
-        cell.notes += notes
-    except Exception as exc:  # one broken cell must not hide the others
-        log.exception("%s / %s failed", backend, fault)
-        cell = Cell(backend=backend, fault=fault, skipped=f"error: {type(exc).__name__}: {exc}")
+        for ctx in ctxs.values():
+            ctx.submitter.stop.set()
+            ctx.submitter.join()
+        deadline = time.monotonic() + opts.deadline_s
+        for backend in live:
+            ctxs[backend].wait_finished(deadline)
+            cells[backend] = _cell_of(ctxs[backend], workers[backend], offsets[backend], times)
     finally:
-        ctx.submitter.stop.set()
-        group.stop(timeout=5)
-        _clean_up(backend, ctx.tag)
+        for ctx in ctxs.values():
+            ctx.submitter.stop.set()
+    return [cells[backend] for backend in workers]
+
+
+def _inject(spec, ctxs: dict[str, CellRun]) -> dict[str, tuple]:
+    """Inject once per group of backends sharing the fault: backend -> (at, end, notes)."""
+
+    def inject(members: list[str]):
+        def run():
+            fault_at = timezone.now()
+            log.info("%s / %s: injecting at %s", ",".join(members), spec.name, fault_at.time())
+            notes = spec.inject(ctxs[members[0]])
+            return fault_at, timezone.now(), notes
+
+        return run
+
+    groups = _groups(spec.scope, list(ctxs))
+    done = _each({key: inject(members) for key, members in groups.items()})
+    return {backend: done[key] for key, members in groups.items() for backend in members}
+
+
+def _cell_of(ctx: CellRun, group: Workers, offset: int, times: dict[str, tuple]) -> Cell:
+    outcome = times[ctx.backend]
+    if isinstance(outcome, Exception):
+        return _error(ctx.backend, ctx.fault, outcome)
+    fault_at, fault_end, notes = outcome
+    cell = compute_cell(
+        backend=ctx.backend,
+        fault=ctx.fault,
+        submitted=list(ctx.submitter.ids),
+        rows=ctx.rows(),
+        log_text=group.text_since(offset),
+        fault_at=fault_at,
+        fault_end=fault_end,
+        submit_errors=ctx.submitter.errors,
+    )
+    cell.notes += notes
     return cell
 
 
 def _clean_up(backend: str, tag: str) -> None:
-    """Drop what this cell left (unfinished jobs, queued messages) so the next starts clean."""
+    """Drop what a failed cell left (unfinished jobs, queued messages) so the next starts
+    clean; its workers are stopped meanwhile (a Kafka purge deletes their topic)."""
     try:
         retry_db(
             lambda: services.jobs_delete(q=Q(run_tag=tag) & ~Q(status__in=FINISHED)), timeout_s=30
@@ -220,6 +321,17 @@ def _clean_up(backend: str, tag: str) -> None:
         reset_backends()
 
 
+def _recover(cells: list[Cell], workers: dict[str, Workers], stamp: str) -> None:
+    """A fresh worker group (and an empty queue) for each backend whose cell failed."""
+    for cell in cells:
+        if cell.ok or cell.skipped.startswith("n/a"):
+            continue
+        log.info("%s / %s did not pass: fresh workers for the next fault", cell.backend, cell.fault)
+        workers[cell.backend].stop()
+        _clean_up(cell.backend, f"chaos-{stamp}-{cell.backend}-{cell.fault}")
+        workers[cell.backend].start()
+
+
 def run_all(
     *,
     backends: list[str],
@@ -229,17 +341,28 @@ def run_all(
     prefix: str,
     on_cell=None,
 ) -> list[Cell]:
-    """Every backend x fault, one at a time; `on_cell(cell)` after each."""
+    """Every fault in turn, on every backend at once; `on_cell(cell)` after each cell.
+    Returns the cells backend by backend, in the order of `faults`."""
     stamp = timezone.now().strftime("%H%M%S")
-    cells = []
-    for backend in backends:
-        reset_backends()
-        retry_db(lambda b=backend: get_backend(b).purge(), timeout_s=30)
+    log_dir = out_dir / "logs"
+    workers = {b: Workers(backend=b, opts=opts, log_dir=log_dir, prefix=prefix) for b in backends}
+    cells: list[Cell] = []
+    try:
+        for backend, group in workers.items():
+            reset_backends()
+            retry_db(lambda b=backend: get_backend(b).purge(), timeout_s=30)
+            group.start()
         for fault in faults:
-            cell = run_cell(
-                backend=backend, fault=fault, opts=opts, out_dir=out_dir, stamp=stamp, prefix=prefix
-            )
-            cells.append(cell)
-            if on_cell:
-                on_cell(cell)
-    return cells
+            phase = run_phase(fault=fault, workers=workers, opts=opts, stamp=stamp)
+            reset_backends()  # this process's clients may predate a broker restart
+            for cell in phase:
+                if on_cell:
+                    on_cell(cell)
+            cells += phase
+            _recover(phase, workers, stamp)
+            time.sleep(opts.settle_s)
+    finally:
+        for group in workers.values():
+            group.stop()
+    order = {backend: i for i, backend in enumerate(backends)}
+    return sorted(cells, key=lambda c: order[c.backend])  # stable: fault order kept

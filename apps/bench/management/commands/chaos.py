@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from apps.bench.chaos.faults import FAULTS
 from apps.bench.chaos.local import NotLocal, require_local, service_urls
-from apps.bench.chaos.report import render_markdown, write_results
+from apps.bench.chaos.report import render_text, verdict, write_results
 from apps.bench.chaos.scenario import Options, run_all
 
 DEFAULT_BACKENDS = ("db", "redis", "rabbit", "kafka")
@@ -57,6 +57,18 @@ class Command(BaseCommand):
             default=2.0,
             help="keep submitting this long after a fault",
         )
+        parser.add_argument(
+            "--pause-margin",
+            type=float,
+            default=3.0,
+            help="SIGSTOP lasts the lease plus this many seconds",
+        )
+        parser.add_argument(
+            "--relay-stale",
+            type=float,
+            default=10.0,
+            help="RELAY_QUEUED_STALE_S of the workers: QUEUED jobs older than this are resent",
+        )
         parser.add_argument("--out", help="output directory (default results/<timestamp>)")
 
     def handle(self, *args, **o):
@@ -74,6 +86,10 @@ class Command(BaseCommand):
             job_s=o["job_seconds"],
             lease_s=o["lease"],
             deadline_s=o["deadline"],
+            down_s=o["down_seconds"],
+            tail_s=o["tail_seconds"],
+            pause_margin_s=o["pause_margin"],
+            relay_queued_stale_s=o["relay_stale"],
         )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         out = settings.BASE_DIR / "results" / stamp if not o["out"] else _path(o["out"])
@@ -89,12 +105,12 @@ class Command(BaseCommand):
             on_cell=self._progress,
         )
         md, js = write_results(cells, out, meta=self._meta(opts))
-        self.stdout.write(render_markdown(cells))
+        self.stdout.write("\n" + render_text(cells))
         self.stdout.write(f"wrote {md} and {js}")
 
     def _progress(self, cell) -> None:
-        state = cell.skipped or ("ok" if cell.ok else "FAIL")
-        self.stdout.write(f"  {cell.backend:<8} {cell.fault:<17} {state}")
+        self.stdout.write(f"  {cell.backend:<8} {cell.fault:<17} {verdict(cell)}", ending="\n")
+        self.stdout.flush()
 
     def _meta(self, opts: Options) -> dict:
         commit = subprocess.run(
