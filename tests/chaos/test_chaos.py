@@ -29,8 +29,9 @@ QUICK = [
     *("--deadline", "25", "--down-seconds", "1.5", "--tail-seconds", "0.5"),
     *("--pause-margin", "2", "--relay-stale", "5"),
 ]
-RUN_TIMEOUT_S = 600
-pytestmark = pytest.mark.slow
+RUN_TIMEOUT_S = 420
+# the first test waits for the whole run (its setup): above pytest-timeout's default 300 s
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(RUN_TIMEOUT_S + 60)]
 
 # Known failures of today's worker core (issue 8 items 4-5, another engineer's work):
 # flip them (delete the entry) when the fixes land.
@@ -127,3 +128,5 @@ def test_fault_loses_doubles_and_strands_nothing(chaos_results, backend, fault):
     assert not cell["skipped"], where
     assert cell["jobs"] > 0, where
     assert (cell["lost"], cell["stored_twice"], cell["stuck"]) == (0, 0, 0), where
+    if fault == "poison":  # with 1 s jobs the survivors hide a crash loop: count crashes
+        assert cell["worker_crashes"] == 0, where

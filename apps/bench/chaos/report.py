@@ -47,7 +47,9 @@ class Cell:
 
     @property
     def ok(self) -> bool:
-        return not self.skipped and not (self.lost or self.stored_twice or self.stuck)
+        # a message that names no job must not kill a worker (issue 8: never crash-loop)
+        crashed = self.fault == "poison" and self.worker_crashes > 0
+        return not self.skipped and not (self.lost or self.stored_twice or self.stuck or crashed)
 
 
 def compute_cell(

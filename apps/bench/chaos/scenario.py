@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -360,6 +360,9 @@ def run_all(
                     on_cell(cell)
             cells += phase
             _recover(phase, workers, stamp)
+            # workers are up now (or fresh ones start in seconds): a backend that runs no
+            # job within the deadline is an error of this phase, not a reason to wait 90 s
+            opts = replace(opts, start_timeout_s=min(opts.start_timeout_s, opts.deadline_s))
             time.sleep(opts.settle_s)
     finally:
         for group in workers.values():

@@ -10,6 +10,7 @@ import subprocess
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
 from django.utils import timezone
 
 from apps.bench.chaos.faults import FAULTS
@@ -91,6 +92,7 @@ class Command(BaseCommand):
             pause_margin_s=o["pause_margin"],
             relay_queued_stale_s=o["relay_stale"],
         )
+        _size_pool(threads=3 * len(backends) + 2)
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         out = settings.BASE_DIR / "results" / stamp if not o["out"] else _path(o["out"])
         prefix = f"chaos{os.getpid()}"
@@ -126,6 +128,14 @@ class Command(BaseCommand):
             "options": vars(opts),
             "services": {k: _redact(v) for k, v in service_urls().items()},
         }
+
+
+def _size_pool(*, threads: int) -> None:
+    """Every backend runs at once: per backend a submitter and a waiting/injecting thread
+    hold a connection each, more than the per-process pool (DB_POOL_MAX_SIZE) allows."""
+    pool = connections["default"].settings_dict.get("OPTIONS", {}).get("pool")
+    if isinstance(pool, dict):
+        pool["max_size"] = max(pool.get("max_size", 0), threads)
 
 
 def _path(text: str):
