@@ -1,8 +1,8 @@
 # The lab's commands. `make demo` and `make test` do all set-up on a fresh machine.
 SHELL := /bin/bash
 PY := .venv/bin/python
+# The admin's password: DJANGO_SUPERUSER_PASSWORD, or generated once and kept in .env.
 export DJANGO_SUPERUSER_USERNAME ?= admin
-export DJANGO_SUPERUSER_PASSWORD ?= admin
 export API_PORT ?= 8000
 
 .PHONY: help setup services prepare up down status demo test lint format bench
@@ -25,11 +25,13 @@ prepare: services
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py make_corpus >/dev/null
 	@$(PY) manage.py ensure_superuser
+	@$(PY) manage.py ensure_api_token
 
 up: prepare
 	@scripts/stack.sh start
-	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/  (browsable: /api/jobs)"
-	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME)"
+	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/  (browsable: /api/jobs, after admin login)"
+	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password: DJANGO_SUPERUSER_PASSWORD in .env)"
+	@echo "Token:  $$(grep -E '^OCRLAB_API_TOKEN=' .env | cut -d= -f2)  (user bench; send 'Authorization: Token ...')"
 
 down:
 	@scripts/stack.sh stop
@@ -44,7 +46,7 @@ demo: up
 	@$(PY) manage.py runbench --quick
 	@scripts/stack.sh start
 	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/"
-	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password from DJANGO_SUPERUSER_PASSWORD)"
+	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password: DJANGO_SUPERUSER_PASSWORD in .env)"
 
 test: services
 	@$(PY) manage.py make_corpus >/dev/null

@@ -15,7 +15,9 @@ The class is chosen by --ocr-version unless classes are named on the command lin
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from pathlib import Path
 
 import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
@@ -34,6 +36,11 @@ from ocr_scenario import (
 
 from locust import FastHttpUser, constant, events, task
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from ocrproject.env import api_auth_headers, load_dotenv  # noqa: E402 (needs ROOT on the path)
+
+load_dotenv(ROOT / ".env")  # OCRLAB_API_TOKEN, unless the environment already sets it
 DEFAULT_HOST = "http://127.0.0.1:8000"
 IDLE_S = 1.0
 FINAL_STATS_WAIT_S = 2.5
@@ -75,6 +82,7 @@ class _OcrUser(FastHttpUser):
     version = "v3"
     host = DEFAULT_HOST
     wait_time = constant(0)
+    default_headers = api_auth_headers()  # Authorization: Token $OCRLAB_API_TOKEN
 
     def __init__(self, environment) -> None:
         self.scenario = scenario_from_options(environment.parsed_options, self.version)

@@ -26,6 +26,7 @@ from apps.bench.burst import burst_tag, run_burst
 from apps.bench.cells import CellSpec
 from apps.bench.metrics import JobTimes, cell_metrics
 from apps.jobs.models import FINISHED, OcrJob
+from ocrproject.env import api_auth_headers
 from ocrproject.launch import ServerGroup
 
 ROW_FIELDS = (
@@ -198,7 +199,7 @@ def _submit_path(spec: CellSpec) -> str:
 
 def _post_all(host: str, path: str, body: dict, count: int, timeout_s: float) -> list[int]:
     """POST `body` `count` times at once; the status codes (0: no answer)."""
-    client = httpx.Client(base_url=host, timeout=timeout_s)
+    client = httpx.Client(base_url=host, timeout=timeout_s, headers=api_auth_headers())
     with client, ThreadPoolExecutor(count) as pool:
         return list(pool.map(lambda _: _post(client, path, body), range(count)))
 

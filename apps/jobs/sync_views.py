@@ -9,7 +9,7 @@ can be inspected in the admin.
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -22,10 +22,36 @@ from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balance
 from apps.ocr.inputs import DocumentInput, parse_document
 
 
-def start_call(version: str, document: DocumentInput, tag: str = ""):
+def start_call(version: str, document: DocumentInput, tag: str = "", owner=None):
     return services.job_start_sync(
-        version=version, document=document.name, language=document.language, run_tag=tag
+        version=version,
+        document=document.name,
+        language=document.language,
+        run_tag=tag,
+        owner=owner,
     )
+
+
+class _AccessGate(APIView):
+    """DRF's authentication, permission and throttle checks for the async views (V1, V2),
+    so they answer exactly like every other endpoint (401, 403, 429 with Retry-After)."""
+
+    def post(self, request):  # never called: only `initial` runs
+        raise NotImplementedError
+
+
+def check_access(request) -> tuple[object, HttpResponse | None]:
+    """(user, None) when the call may go on, else (None, the rendered DRF error)."""
+    gate = _AccessGate()
+    drf_request = gate.initialize_request(request)
+    gate.request, gate.args, gate.kwargs = drf_request, (), {}
+    gate.headers = gate.default_response_headers
+    try:
+        gate.initial(drf_request)
+    except Exception as exc:  # DRF's APIExceptions; anything else re-raises in handler
+        response = gate.finalize_response(drf_request, gate.handle_exception(exc))
+        return None, response.render()
+    return drf_request.user, None
 
 
 def _tag(data) -> str:
@@ -69,7 +95,7 @@ class V0SyncView(APIView):
 
     def post(self, request):
         document = parse_document(request.data, request.FILES)
-        job = start_call("v0", document, _tag(request.data))
+        job = start_call("v0", document, _tag(request.data), owner=request.user)
         outcome = predict_sync(settings.OCR_SERVER_URLS[0], document.http_payload())
         code, body = finish_call(job, outcome)
         return Response(body, status=code)
@@ -94,12 +120,15 @@ async def _parse(request) -> tuple[DocumentInput, str] | JsonResponse:
         return JsonResponse(exc.detail, status=400, safe=False)
 
 
-async def _async_call(request, version: str, pick_server) -> JsonResponse:
+async def _async_call(request, version: str, pick_server) -> HttpResponse:
+    user, refused = await sync_to_async(check_access)(request)
+    if refused is not None:
+        return refused
     parsed = await _parse(request)
     if isinstance(parsed, JsonResponse):
         return parsed
     document, tag = parsed
-    job = await sync_to_async(start_call)(version, document, tag)
+    job = await sync_to_async(start_call)(version, document, tag, user)
     async with pick_server() as server:
         outcome = await predict_async(server, document.http_payload())
     code, body = await sync_to_async(finish_call)(job, outcome)

@@ -8,6 +8,7 @@ run against a stub API that checks users stop after their jobs and the run quits
 import csv
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOCUST_DIR = ROOT / "locust"
 LOCUST = Path(sys.executable).parent / "locust"
+STUB_TOKEN = "stub-token"
 
 
 def load_scenario():
@@ -113,13 +115,23 @@ class StubApi(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization") == f"Token {STUB_TOKEN}":
+            return True
+        self._send(401, {"detail": "Authentication credentials were not provided."})
+        return False
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if not self._authorized():
+            return None
         if self.path == "/v0/ocr/sync":
             return self._send(200, {"text": "x"})
         return self._send(202, {"id": str(next(self.counter)), "status": "QUEUED"})
 
     def do_GET(self):
+        if not self._authorized():
+            return
         job = int(self.path.rsplit("/", 1)[1])
         self._send(200, {"id": job, "status": "FAILED" if job % 2 else "DONE"})
 
@@ -155,7 +167,8 @@ def run_locust(host: str, tmp_path: Path, *extra: str) -> dict[str, dict]:
         "0.01",
         *extra,
     ]
-    subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=45)  # quits long before 60 s
+    env = {**os.environ, "OCRLAB_API_TOKEN": STUB_TOKEN}  # the stub answers 401 without it
+    subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=45)  # quits before 60 s
     with (tmp_path / "l_stats.csv").open() as handle:
         return {row["Name"]: row for row in csv.DictReader(handle)}
 
