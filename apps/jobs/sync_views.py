@@ -13,13 +13,15 @@ from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.jobs import services
 from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balancer
-from apps.ocr.inputs import DocumentInput, parse_document
+from apps.ocr.inputs import DocumentInput, DocumentSerializer, parse_document
 
 
 def start_call(version: str, document: DocumentInput, tag: str = "", owner=None):
@@ -93,6 +95,7 @@ def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
 class V0SyncView(APIView):
     """V0: the server thread waits for the OCR server."""
 
+    @extend_schema(request=DocumentSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request):
         document = parse_document(request.data, request.FILES)
         job = start_call("v0", document, _tag(request.data), owner=request.user)

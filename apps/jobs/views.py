@@ -1,6 +1,7 @@
 """Queue versions V3-V6 and the all-backends API: submit (202), status, list, PDF."""
 
 from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -99,6 +100,7 @@ class JobDetailView(APIView):
 class JobPdfView(APIView):
     """The searchable PDF of a DONE job."""
 
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     def get(self, request, job_id):
         job = selectors.job_get(job_id=job_id, user=request.user)
         path = selectors.job_pdf_path(job=job)

@@ -153,7 +153,7 @@ def test_purge_deletes_old_finished_jobs_with_their_files(media):
     for name in ("old.pdf", "new.pdf"):
         (media / "results" / name).write_bytes(b"%PDF")
     running = services.job_start_sync(version="v0", document="sample.pdf")
-    escape = done_job(result_pdf="../secret.pdf")
+    done_job(result_pdf="../secret.pdf")  # a crafted path: the row goes, the file stays
     long_ago = timezone.now() - timedelta(days=8)
     OcrJob.objects.exclude(id=recent.id).update(created_at=long_ago)
     upload_path = media / old.upload.name

@@ -25,8 +25,8 @@ def bench_permission() -> Permission:
 
 def ensure_api_user(*, username: str, bench: bool) -> Token:
     """The user (no password: it logs in with its token only) and its token."""
-    user, _ = get_user_model().objects.get_or_create(username=username)
-    if not user.has_usable_password():
+    user, created = get_user_model().objects.get_or_create(username=username)
+    if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
     if bench:
