@@ -1,6 +1,7 @@
 """Access control: anonymous 401, a job seen only by its owner (and staff), per-token
 throttling, bench workloads behind a permission."""
 
+import httpx
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -62,6 +63,13 @@ def _json(method: str) -> dict:
 
 def test_the_ocr_endpoint_is_not_on_the_api(api_client):
     assert api_client.post("/ocr/predict", {"pdfName": "sample.pdf"}).status_code == 404
+
+
+def test_ocr_servers_mount_only_the_ocr_endpoint(ocr_servers):
+    server = ocr_servers[0]
+    assert httpx.get(f"{server}/api/jobs", timeout=10).status_code == 404
+    assert httpx.get(f"{server}/admin/", timeout=10).status_code == 404
+    assert httpx.get(f"{server}/ocr/predict", timeout=10).status_code == 405  # POST only
 
 
 def test_a_job_is_seen_by_its_owner_and_staff_only(make_api_user, no_publish):

@@ -72,13 +72,14 @@ def test_wsgi_refuses_oversized_and_unsized_bodies():
     assert len(calls) == 1
 
 
-def oversized_request(base_url: str, length: int) -> bytes:
+def oversized_request(base_url: str, length: int, path: str = "/api/jobs") -> bytes:
     """Announce `length` bytes, send none, read the answer (a raw socket: a client that
     streams the body might fail writing before it reads the 413)."""
     url = urlsplit(base_url)
     with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
+            + b"Content-Type: application/json\r\n"
             + f"Content-Length: {length}\r\n\r\n".encode()
         )
         return sock.recv(4096)
@@ -89,6 +90,11 @@ def test_the_real_api_answers_413_before_reading(api_server, settings):
     answer = oversized_request(api_server, settings.REQUEST_MAX_BYTES + 1)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"request body larger than" in answer
+
+
+def test_the_ocr_server_answers_413_before_reading(ocr_servers, settings):
+    answer = oversized_request(ocr_servers[0], settings.REQUEST_MAX_BYTES + 1, "/ocr/predict")
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
 
 
 def test_lists_paginate_and_keep_filters(api_client, api_token):
