@@ -154,5 +154,8 @@ def test_an_authenticated_async_call_records_its_owner(make_api_user, settings):
     assert (job.owner, job.status) == (user, JobStatus.FAILED)
 
 
-def test_session_login_works_for_the_browsable_api(admin_client):
+def test_session_login_works_for_the_browsable_api(admin_client, admin_user, no_publish):
     assert admin_client.get("/api/jobs", HTTP_ACCEPT="text/html").status_code == 200
+    response = submit(admin_client, "noop")
+    assert response.status_code == 202, response.content
+    assert OcrJob.objects.get(id=response.json()["id"]).owner == admin_user
