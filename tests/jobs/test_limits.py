@@ -82,7 +82,10 @@ def oversized_request(base_url: str, length: int, path: str = "/api/jobs") -> by
             + b"Content-Type: application/json\r\n"
             + f"Content-Length: {length}\r\n\r\n".encode()
         )
-        return sock.recv(4096)
+        answer = b""
+        while chunk := sock.recv(4096):  # the server closes the connection after its 413
+            answer += chunk
+        return answer
 
 
 @pytest.mark.django_db(transaction=True)
