@@ -183,7 +183,7 @@ JOB_BACKENDS = {
         "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS},
     },
     # In-process queue for the fast core tests (one process only: no runworker).
-    "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend"},
+    "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend", "IN_PROCESS": True},
 }
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
 # outbox relay at work.
