@@ -9,6 +9,7 @@ import json
 import re
 from pathlib import Path
 
+from apps.bench.cpu_report import sections as cpu_sections
 from apps.bench.plots import write_plots
 from apps.bench.report import render_markdown
 
@@ -60,7 +61,7 @@ def write_all(
         },
     )
     plots = write_plots(summaries, out_dir)
-    markdown = render_markdown(summaries, targets, context, plots)
+    markdown = render_markdown(summaries, targets, context, plots, cpu_sections(summaries))
     (out_dir / "report.md").write_text(markdown)
     (out_dir / "index.html").write_text(markdown_to_html(markdown, out_dir))
     return out_dir / "report.md"
@@ -76,11 +77,12 @@ def _dump(path: Path, data: object) -> None:
 
 def write_cells_csv(path: Path, results: list[dict]) -> None:
     """One row per cell run: spec, status, note and every metric."""
-    metric_names = sorted({name for r in results for name in r.get("metrics", {})})
+    flat = [flat_metrics(r.get("metrics", {})) for r in results]
+    metric_names = sorted({name for m in flat for name in m})
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["cell_id", "tag", "status", "note", *SPEC_COLUMNS, *metric_names])
-        for r in results:
+        for r, metrics in zip(results, flat, strict=True):
             writer.writerow(
                 [
                     r["cell_id"],
@@ -88,9 +90,20 @@ def write_cells_csv(path: Path, results: list[dict]) -> None:
                     r["status"],
                     r.get("note", ""),
                     *(r["spec"].get(c) for c in SPEC_COLUMNS),
-                    *(r.get("metrics", {}).get(m) for m in metric_names),
+                    *(metrics.get(m) for m in metric_names),
                 ]
             )
+
+
+def flat_metrics(metrics: dict) -> dict:
+    """Dict metrics as one column per key: cpu_s {"api": 1.2} -> "cpu_s.api": 1.2."""
+    flat = {}
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{key}": inner for key, inner in value.items()})
+        else:
+            flat[name] = value
+    return flat
 
 
 def write_jobs_csv(path: Path, results: list[dict]) -> None:

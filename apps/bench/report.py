@@ -257,9 +257,13 @@ def context_lines(context: dict) -> list[str]:
 
 
 def render_markdown(
-    summaries: list[dict], targets: list[dict], context: dict, plots: list[str]
+    summaries: list[dict],
+    targets: list[dict],
+    context: dict,
+    plots: list[str],
+    extra: list[list[str]] = (),
 ) -> str:
-    """The whole report.md."""
+    """The whole report.md; `extra` sections (e.g. CPU, submit capacity) go before the plots."""
     parts = [
         [
             "# OCR job-queue bench",
@@ -275,6 +279,7 @@ def render_markdown(
         latency_table(summaries),
         spread_table(summaries),
         skipped_table(summaries),
+        *extra,
     ]
     if plots:
         parts.append(["## Plots", ""] + [f"![{p[:-4]}]({p})" for p in plots])

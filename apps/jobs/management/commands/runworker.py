@@ -68,5 +68,7 @@ def relay_loop(backend: str, stop: threading.Event) -> None:
         except Exception:
             log.exception("relay pass for %s failed; retrying", backend)
             continue
+        finally:
+            close_old_connections()  # back to the pool (or closed) while the relay sleeps
         if counts["expired"] or counts["stale"] or counts.get("sync_failed"):
             log.info("relay %s: %s", backend, counts)
