@@ -24,6 +24,7 @@ services: setup
 prepare: services
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py make_corpus >/dev/null
+	@$(PY) manage.py collectstatic --noinput -v 0
 	@$(PY) manage.py ensure_superuser
 
 up: prepare
@@ -48,6 +49,7 @@ demo: up
 
 test: services
 	@$(PY) manage.py make_corpus >/dev/null
+	@$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint:

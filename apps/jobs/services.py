@@ -303,3 +303,56 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
 
 def jobs_delete(*, q: Q | None = None) -> int:
     return OcrJob.objects.filter(q or Q()).delete()[0]
+
+
+# --- operator actions (admin): cancel, retry, requeue ------------------------------------
+# Each is one conditional UPDATE on the job's current status, so an action that lost a race
+# with a worker (the job finished meanwhile) changes nothing and returns False.
+
+CANCELLABLE = (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RUNNING)
+RETRYABLE = (JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def job_cancel(*, job_id: UUID) -> bool:
+    """Stop a job that has not finished: CANCELLED. A waiting job is never claimed (claims
+    take only PENDING/QUEUED rows); a running one loses its lease, so its worker's next
+    heartbeat and its result update match no row."""
+    return (
+        OcrJob.objects.filter(id=job_id, status__in=CANCELLABLE).update(
+            status=JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+            error="cancelled by an operator",
+            error_code="cancelled",
+        )
+        == 1
+    )
+
+
+def job_retry(*, job_id: UUID) -> bool:
+    """Run a FAILED (or CANCELLED) job again from scratch: QUEUED with its attempts reset,
+    published after commit."""
+    with transaction.atomic():
+        job = OcrJob.objects.filter(id=job_id, status__in=RETRYABLE).only("backend").first()
+        updated = OcrJob.objects.filter(id=job_id, status__in=RETRYABLE).update(
+            status=JobStatus.QUEUED,
+            attempts=0,
+            error="",
+            error_code="",
+            run_after=None,
+            worker="",
+            started_at=None,
+            finished_at=None,
+            lease_expires_at=None,
+        )
+        if updated != 1 or job is None:
+            return False
+        transaction.on_commit(lambda: job_publish(job_id=job_id, backend=job.backend))
+    return True
+
+
+def job_requeue(*, job_id: UUID) -> bool:
+    """Send a stuck PENDING or QUEUED job's message again (a duplicate costs one skipped
+    claim). False when the job is not waiting or the broker did not take the message."""
+    job = OcrJob.objects.filter(id=job_id, status__in=READY).only("backend").first()
+    return job is not None and job_publish(job_id=job_id, backend=job.backend)
