@@ -180,7 +180,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
 JOB_TIME_LIMIT_S = env_float("JOB_TIME_LIMIT_S", 300.0)
 JOB_LEASE_S = env_float("JOB_LEASE_S", 30.0)
-JOB_RETRY_DELAY_S = env_float("JOB_RETRY_DELAY_S", 1.0)
+# Retry backoff (apps/jobs/retry.py): attempt n waits ~BASE * 2**(n-1) s, at most MAX.
+JOB_RETRY_BASE_S = env_float("JOB_RETRY_BASE_S", 1.0)
+JOB_RETRY_MAX_S = env_float("JOB_RETRY_MAX_S", 60.0)
+# Address-space limit of the process that runs one job (0: none). An allocation past it
+# fails the job with error_code `memory` instead of taking the worker down.
+JOB_MEMORY_LIMIT_MB = env_int("JOB_MEMORY_LIMIT_MB", 4096)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # A QUEUED job whose message has not been claimed this long is sent again (a message lost
@@ -217,6 +222,8 @@ JOB_BACKENDS = {
         "VERSION": "v6",
         "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS},
     },
+    # In-process queue for the fast core tests (one process only: no runworker).
+    "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend", "IN_PROCESS": True},
 }
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
 # outbox relay at work.
