@@ -39,6 +39,14 @@ def test_ensure_api_token_makes_the_bench_user_and_writes_env(dotenv):
     assert dotenv.read_text().count("OCRLAB_API_TOKEN=") == 1 and key in dotenv.read_text()
 
 
+def test_ensure_api_token_takes_the_key_from_the_environment(dotenv, monkeypatch):
+    """compose hands one OCRLAB_API_TOKEN to every service: that key becomes the token."""
+    call_command("ensure_api_token", "--no-env")
+    monkeypatch.setenv("OCRLAB_API_TOKEN", "a" * 40)
+    call_command("ensure_api_token", "--no-env")
+    assert Token.objects.get(user__username="bench").key == "a" * 40
+
+
 def test_drf_create_token_works(dotenv):
     get_user_model().objects.create_user("carol")
     call_command("drf_create_token", "carol")

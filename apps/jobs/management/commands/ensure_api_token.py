@@ -6,7 +6,11 @@
 The user gets the bench permission (noop, fail, sleep:S and cpu:S workloads; no rate
 limit) unless --no-bench. The token is written as OCRLAB_API_TOKEN to .env, which the
 settings, the bench, locust and `demo` read (ocrproject.env.api_auth_headers()).
+When OCRLAB_API_TOKEN is already set (the environment, or .env from an earlier set-up),
+that key becomes the user's token, so a compose stack can hand one key to every service.
 """
+
+import os
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -31,8 +35,12 @@ def ensure_api_user(*, username: str, bench: bool) -> Token:
         user.save(update_fields=["password"])
     if bench:
         user.user_permissions.add(bench_permission())
-    token, _ = Token.objects.get_or_create(user=user)
-    return token
+    wanted = os.environ.get(API_TOKEN_ENV, "").strip()
+    token = Token.objects.filter(user=user).first()
+    if token is not None and wanted and token.key != wanted:
+        token.delete()
+        token = None
+    return token or Token.objects.create(user=user, **({"key": wanted} if wanted else {}))
 
 
 class Command(BaseCommand):
