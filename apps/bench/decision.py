@@ -223,12 +223,14 @@ def _pick_line(values: dict[str, dict], verdicts: dict[str, dict[str, str]]) -> 
     losses = {n: [c.label for c in CRITERIA if verdicts[c.key].get(n) == WORSE] for n in queues}
     fewest = min(len(v) for v in losses.values())
     picks = sorted(n for n, v in losses.items() if len(v) == fewest)
+    measured = {n: sum(1 for c in CRITERIA if n in verdicts[c.key]) for n in picks}
+    counts = ", ".join(f"{n} on {k}" for n, k in measured.items())
     why = (
         "never outside the best's spread on any measured criterion"
         if fewest == 0
         else f"fewest criteria ({fewest}) outside the best's spread"
     )
-    head = f"What to pick: **{', '.join(picks)}**: {why}"
+    head = f"What to pick: **{', '.join(picks)}**: {why} (criteria measured: {counts})"
     others = [
         f"{n} (differs on {', '.join(v)})" for n, v in sorted(losses.items()) if n not in picks
     ]

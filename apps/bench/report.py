@@ -26,7 +26,7 @@ def count_ratio(count: float | None, ratio: float | None) -> str:
 
 def table(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
     """Markdown table lines; `align` is one char per column, 'l' or 'r' (default 'l')."""
-    marks = [("---:" if a == "r" else "---") for a in align.ljust(len(header), "l")]
+    marks = [("---:" if a == "r" else "---") for a in align.ljust(len(header), "l")[: len(header)]]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 

@@ -65,8 +65,8 @@ def decision_table(decision: dict) -> list[str]:
     """Two tables, one row per backend: what users feel (OCR), how the queue behaves."""
     ocr = [c for c in CRITERIA if c.key in OCR_KEYS]
     queue = [c for c in CRITERIA if c.key not in OCR_KEYS]
-    names = list(decision["values"])
-    queue_names = [n for n in names if n not in SYNC_NAMES.values()]
+    names = [n for n, v in decision["values"].items() if any(v.get(k) for k in OCR_KEYS)]
+    queue_names = [n for n in decision["values"] if n not in SYNC_NAMES.values()]
     return (
         ["## The answer", "", DECISION_INTRO, "", OCR_INTRO, ""]
         + _criteria_table(decision, ocr, names)
@@ -129,7 +129,7 @@ def pickup_table(summaries: list[dict]) -> list[str]:
         "then a burst published at once (capacity = jobs / (last finished - first created))."
     )
     return ["## Pickup latency and noop capacity", "", intro, ""] + table(
-        header, rows, "lrr" + "r" * len(header)
+        header, rows, "l" + "r" * (len(header) - 1)
     )
 
 
@@ -159,7 +159,7 @@ def mixed_table(summaries: list[dict]) -> list[str]:
         "prefetched message) adds up to a long job's duration."
     )
     return ["## Mixed job sizes: head-of-line blocking", "", intro, ""] + table(
-        header, rows, "lrr" + "r" * len(header)
+        header, rows, "l" + "r" * (len(header) - 1)
     )
 
 
@@ -193,7 +193,7 @@ def overload_table(summaries: list[dict]) -> list[str]:
         "Postgres for db, shared with the job table)."
     )
     return ["## Overload: 1.5x capacity, then stop", "", intro, ""] + table(
-        header, rows, "l" + "r" * len(header)
+        header, rows, "l" + "r" * (len(header) - 1)
     )
 
 

@@ -25,7 +25,7 @@ from apps.bench import family_metrics as fm
 from apps.bench import processes
 from apps.bench.burst import run_burst
 from apps.bench.cells import CellSpec
-from apps.bench.runner import CellError, RunConfig, probe, signals_ignored, warm_up
+from apps.bench.runner import CellError, RunConfig, probe, signals_ignored
 from apps.jobs import services
 from apps.jobs.models import FINISHED, OcrJob
 from ocrproject.launch import ServerGroup
@@ -47,6 +47,7 @@ BROKER_PROCESSES = {  # broker URL scheme (or the db backend) -> process names
     "kafka": ("tansu", "java"),
 }
 POLL_S = 0.005
+WARMUP_TIMEOUT_S = 150.0  # a Kafka consumer group may wait out the last members' session
 MB = 1024 * 1024
 
 
@@ -106,11 +107,12 @@ def run_family_cell(
     group = ServerGroup(cell_dir / "logs", env=processes.cell_env(spec, config.env, []))
     results: list[dict] = []
     try:
-        host = processes.start_stack(group, spec, ocr_ports=[], api_workers=1)
-        warm_up(dataclasses.replace(spec, workload="noop"), host, f"{tag}-warm", config)
+        processes.start_stack(group, spec, ocr_ports=[], api_workers=1)
+        ready_s = _warm_up(spec, f"{tag}-warm", config)
         for repeat in _repeats(spec):
             result = _result(spec, repeat, f"{tag}-{repeat}")
             result.update(STEPS[spec.family](spec, result["tag"], group, params, config))
+            result["metrics"]["ready_s"] = ready_s
             result["finished"] = time.time()
             results.append(result)
     except (CellError, TimeoutError, OSError) as exc:
@@ -120,6 +122,19 @@ def run_family_cell(
             group.stop()
         probe(spec)  # purges the queue again
     return results
+
+
+def _warm_up(spec: CellSpec, tag: str, config: RunConfig) -> float:
+    """Seconds until W noop jobs are done: workers started and (Kafka) the group joined."""
+    started = time.monotonic()
+    for _ in range(max(2, spec.workers)):
+        _create(spec, tag, "noop", config.pdf_name)
+    if not _wait_tag(tag, max(2, spec.workers), WARMUP_TIMEOUT_S):
+        raise CellError(
+            f"warm-up jobs not finished within {WARMUP_TIMEOUT_S:g}s; "
+            f"see {spec.cell_id}/logs/worker.log"
+        )
+    return time.monotonic() - started
 
 
 def _repeats(spec: CellSpec) -> range:
