@@ -15,6 +15,7 @@ in milliseconds keeps the families cheap enough for the 30-minute run.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -231,7 +232,8 @@ def _mixed_schedule(params: FamilyParams) -> list[tuple[float, str]]:
 
 
 def _times(every_s: float, span_s: float, *, offset: float) -> list[float]:
-    count = int((span_s - offset) / every_s) + 1 if span_s > offset else 0
+    """offset, offset + every_s, ... below span_s."""
+    count = math.ceil((span_s - offset) / every_s - 1e-9) if span_s > offset else 0
     return [offset + i * every_s for i in range(count)]
 
 

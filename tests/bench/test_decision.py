@@ -4,6 +4,8 @@ import pytest
 
 from apps.bench.aggregate import summarize
 from apps.bench.decision import BEST, SAME, WORSE, Value, decide, same
+from apps.bench.export import write_all
+from apps.bench.targets import evaluate
 from tests.bench.fakes import result
 
 CONTEXT = {"machine": {"nproc": 2}, "bare_ocr": {"median_s": 2.0}}
@@ -76,3 +78,18 @@ def test_same_uses_ranges_for_repeats_and_noise_for_single_runs():
     assert not same(Value(10, 8, 11, 3), Value(13, 11.5, 14, 3))
     assert same(Value(1.0, 1.0, 1.0), Value(0.96, 0.96, 0.96))
     assert not same(Value(1.0, 1.0, 1.0), Value(0.9, 0.9, 0.9))
+
+
+def test_report_starts_with_the_reference_then_the_answer(tmp_path):
+    results = run()
+    summaries = summarize(results)
+    context = {**CONTEXT, "command": "manage.py runbench"}
+    write_all(tmp_path, results, summaries, evaluate(summaries, bare_s=2.0, cores=2), context)
+    report = (tmp_path / "report.md").read_text()
+    headings = [line for line in report.splitlines() if line.startswith("## ")]
+    assert headings[0].startswith("## Successes and errors") and headings[1] == "## The answer"
+    assert "| kafka |" in report and "not measured" in report and " =" in report
+    assert "Faults: not measured in this run" in report
+    page = (tmp_path / "index.html").read_text()
+    assert page.count("<table>") >= 5 and "<h2>The answer</h2>" in page
+    assert '<img src="data:image/png;base64,' in page and "<strong>" in page
