@@ -5,7 +5,8 @@ The whole comparison fits in 30 minutes on 2 cores because
   throughput cell: 16 jobs keep W <= 4 workers busy for all but the last job or two;
 - OCR cells run once (they are the long ones); V0 and V1 use one OCR server whatever W
   is, so they run at W = 1 only; the bare run_ocr ceiling is measured once at the start;
-- the short cells (pickup + capacity, mixed sizes) run 3 repeats inside one warm stack;
+- the short cells (pickup + capacity, mixed sizes) run 3 repeats inside one warm stack,
+  and at W = 2 the pickup, mixed and overload families share that stack;
 - the families generate load from the bench process (no locust start per repeat).
 """
 
@@ -14,18 +15,19 @@ from __future__ import annotations
 import math
 
 from apps.bench.cells import QUEUE_VERSIONS, CellSpec, target_spec
-from apps.bench.scenarios import FamilyParams
+from apps.bench.scenarios import FamilyParams, steps
 
 REFERENCE_JOBS = 16
 REFERENCE_DEADLINE_S = 60.0
 OCR_JOB_S = 2.0  # one sample.pdf job on one core under the bench's own load (bare ~1.2-1.9 s)
 STACK_S = 8.0  # start runworker + API, warm-up round trip, stop (measured ~6-8 s)
-SYNC_STACK_S = 9.0  # W OCR servers + API
+SYNC_STACK_S = 14.0  # W OCR servers + API (measured ~12-14 s under load)
 LOCUST_S = 5.0  # locust start, spawn, poll tail, stop
 NOOP_JOB_S = 0.05  # one noop probe job end to end (pickup + bookkeeping + DB poll)
 BURST_PER_S = 150.0  # slowest backend's burst drain rate seen
 BUDGET_S = 30 * 60.0
 SINGLE_SERVER = ("v0", "v1")  # V0 and V1 use the first OCR server only
+CHAIN = "pickup+mixed+overload"  # at W = 2: three families in one warm stack
 
 
 def ocr_cells(names: list[str], vb: dict[str, str], workers: list[int]) -> list[CellSpec]:
@@ -62,9 +64,8 @@ def full_plan(vb: dict[str, str], extra_backends: list[str]) -> list[CellSpec]:
     queue = list(QUEUE_VERSIONS) + list(extra_backends)
     return (
         ocr_cells(["v0", "v1", "v2", *queue], vb, [1, 2, 4])
-        + family_cells("pickup", queue, vb, [1, 2, 4], repeats=3)
-        + family_cells("mixed", queue, vb, [2], repeats=3)
-        + family_cells("overload", queue, vb, [2], repeats=1)
+        + family_cells("pickup", queue, vb, [1, 4], repeats=3)
+        + family_cells(CHAIN, queue, vb, [2], repeats=3)
     )
 
 
@@ -79,9 +80,8 @@ def quick_plan(vb: dict[str, str], extra_backends: list[str]) -> list[CellSpec]:
     two = [n for n in ("v3", "v6") if n in queue]
     return (
         ocr
-        + family_cells("pickup", queue, vb, [2], repeats=3)
-        + family_cells("mixed", two, vb, [2], repeats=1)
-        + family_cells("overload", two, vb, [2], repeats=1)
+        + family_cells("pickup", [n for n in queue if n not in two], vb, [2], repeats=3)
+        + family_cells(CHAIN, two, vb, [2], repeats=3)
     )
 
 
@@ -93,7 +93,7 @@ def estimate_s(spec: CellSpec, params: FamilyParams, *, ocr_job_s: float, cores:
         warm = math.ceil(2 / busy) * ocr_job_s if spec.workload == "ocr" else 1.0
         work = spec.jobs * (ocr_job_s if spec.workload == "ocr" else NOOP_JOB_S) / busy
         return stack + warm + LOCUST_S + work
-    return STACK_S + spec.repeats * _family_step_s(spec, params)
+    return STACK_S + sum(s.repeats * _family_step_s(s, params) for s in steps(spec))
 
 
 def _family_step_s(spec: CellSpec, params: FamilyParams) -> float:

@@ -48,6 +48,7 @@ BROKER_PROCESSES = {  # broker URL scheme (or the db backend) -> process names
     "kafka": ("tansu", "java"),
 }
 POLL_S = 0.005
+ONCE_FAMILIES = ("overload",)  # in a chain, run once whatever the cell's repeats
 WARMUP_TIMEOUT_S = 150.0  # a Kafka consumer group may wait out the last members' session
 MB = 1024 * 1024
 
@@ -103,19 +104,24 @@ def run_family_cell(
     """One result dict per repeat (spec.repeats), all in one warm stack of W workers."""
     reason = probe(spec)
     if reason:
-        return [_result(spec, r, tag, status="skipped", note=reason) for r in _repeats(spec)]
+        return [
+            _result(step, r, tag, status="skipped", note=reason)
+            for step in steps(spec)
+            for r in _repeats(step)
+        ]
     cell_dir = config.out_dir / "cells" / spec.cell_id
     group = ServerGroup(cell_dir / "logs", env=processes.cell_env(spec, config.env, []))
     results: list[dict] = []
     try:
         processes.start_stack(group, spec, ocr_ports=[], api_workers=1)
         ready_s = _warm_up(spec, f"{tag}-warm", config)
-        for repeat in _repeats(spec):
-            result = _result(spec, repeat, f"{tag}-{repeat}")
-            result.update(STEPS[spec.family](spec, result["tag"], group, params, config))
-            result["metrics"]["ready_s"] = ready_s
-            result["finished"] = time.time()
-            results.append(result)
+        for step in steps(spec):
+            for repeat in _repeats(step):
+                result = _result(step, repeat, f"{tag}-{step.family[:2]}{repeat}")
+                result.update(STEPS[step.family](step, result["tag"], group, params, config))
+                result["metrics"]["ready_s"] = ready_s
+                result["finished"] = time.time()
+                results.append(result)
     except (CellError, TimeoutError, OSError) as exc:
         results.append(_result(spec, len(results) + 1, tag, status="error", note=str(exc)))
     finally:
@@ -136,6 +142,16 @@ def _warm_up(spec: CellSpec, tag: str, config: RunConfig) -> float:
             f"see {spec.cell_id}/logs/worker.log"
         )
     return time.monotonic() - started
+
+
+def steps(spec: CellSpec) -> list[CellSpec]:
+    """The families of a cell ('pickup+mixed+overload' chains them in one warm stack), each
+    as its own spec; overload runs ONCE_FAMILIES times at most (it is the long one)."""
+    out = []
+    for family in spec.family.split("+"):
+        repeats = min(spec.repeats, 1) if family in ONCE_FAMILIES else spec.repeats
+        out.append(dataclasses.replace(spec, family=family, workload=family, repeats=repeats))
+    return out
 
 
 def _repeats(spec: CellSpec) -> range:

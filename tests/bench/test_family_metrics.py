@@ -8,7 +8,7 @@ from apps.bench import family_metrics as fm
 from apps.bench.cells import QUEUE_VERSIONS
 from apps.bench.faults import load_chaos, normalize, summary
 from apps.bench.plan import BUDGET_S, estimate_total_s, full_plan, quick_plan
-from apps.bench.scenarios import FULL, QUICK, _mixed_schedule
+from apps.bench.scenarios import FULL, QUICK, _mixed_schedule, steps
 from apps.bench.stray import refusal, stray_workers
 
 VB = {"v3": "db", "v4": "redis", "v5": "rabbit", "v6": "kafka"}
@@ -64,9 +64,10 @@ def test_full_plan_covers_the_matrix_within_budget():
         *[f"api:{b}" for b in EXTRA],
     }
     assert all((c.users, c.jobs_per_user, c.deadline_s) == (16, 1, 60.0) for c in ocr)
-    pickup = [c for c in cells if c.family == "pickup"]
+    pickup = [c for c in cells if "pickup" in c.family]
     assert len(pickup) == 7 * 3 and all(c.repeats >= 3 for c in pickup)
-    assert {c.family for c in cells} == {"load", "pickup", "mixed", "overload"}
+    chained = [step.family for step in steps(next(c for c in cells if "+" in c.family))]
+    assert chained == ["pickup", "mixed", "overload"] and len(pickup) == 21
     assert estimate_total_s(cells, FULL, ocr_job_s=2.0, cores=2) <= BUDGET_S
     assert estimate_total_s(quick_plan(VB, EXTRA), QUICK, ocr_job_s=2.0, cores=2) <= 5 * 60
 
