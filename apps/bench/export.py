@@ -81,14 +81,16 @@ def render_report(
         for name, plot in PLOTS.items()
         if name not in plots and name not in REPLACED and plot(summaries, out_dir / name)
     ]
-    load = [s for s in summaries if s["spec"].get("family", "load") == "load"]
+    load = [  # the load cells' tables; failed family cells go to "Skipped or failed cells"
+        s for s in summaries if s["spec"].get("family", "load") == "load" or s["status"] != "ok"
+    ]
     decision = decide(summaries, results, context)
     answer = [rf.decision_table(decision), rf.advice_lines(decision)]
     families = [
         rf.pickup_table(summaries),
         rf.mixed_table(summaries),
         rf.overload_table(summaries),
-        rf.faults_table(context.get("chaos") or []),
+        rf.faults_table(context.get("chaos") or [], context.get("chaos_note", "")),
         rf.cost_table(results),
     ]
     return render_markdown(load, targets, context, plots, answer=answer, families=families)

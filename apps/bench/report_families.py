@@ -197,9 +197,9 @@ def overload_table(summaries: list[dict]) -> list[str]:
     )
 
 
-def faults_table(chaos_rows: list[dict]) -> list[str]:
-    """The chaos table (backend x fault), or how to get it."""
-    head = ["## Faults (chaos)", ""]
+def faults_table(chaos_rows: list[dict], note: str = "") -> list[str]:
+    """The chaos table (backend x fault), or how to get it (and why `--chaos` failed)."""
+    head = ["## Faults (chaos)", ""] + ([f"`manage.py chaos` failed: {note}", ""] if note else [])
     if not chaos_rows:
         return head + [
             "Faults: not measured in this run (no chaos.json). Run `manage.py runbench --chaos` "

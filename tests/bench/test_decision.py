@@ -5,6 +5,7 @@ import pytest
 from apps.bench.aggregate import summarize
 from apps.bench.decision import BEST, SAME, WORSE, Value, decide, same
 from apps.bench.export import write_all
+from apps.bench.report_families import faults_table
 from apps.bench.targets import evaluate
 from tests.bench.fakes import result
 
@@ -93,3 +94,24 @@ def test_report_starts_with_the_reference_then_the_answer(tmp_path):
     page = (tmp_path / "index.html").read_text()
     assert page.count("<table>") >= 5 and "<h2>The answer</h2>" in page
     assert '<img src="data:image/png;base64,' in page and "<strong>" in page
+
+
+def test_chaos_rows_feed_the_faults_column_and_table():
+    results = run()
+    chaos = [
+        {"backend": "db", "fault": "kill -9", "lost": 0, "doubled": 0, "stuck": 0, "recovery_s": 2},
+        {
+            "backend": "kafka",
+            "fault": "kill -9",
+            "lost": 1,
+            "doubled": 2,
+            "stuck": 0,
+            "recovery_s": 9,
+        },
+    ]
+    decision = decide(summarize(results), results, {**CONTEXT, "chaos": chaos})
+    assert decision["verdicts"]["faults_bad"] == {"db": BEST, "kafka": WORSE}
+    assert decision["values"]["kafka"]["faults_bad"].median == 3
+    lines = faults_table(chaos)
+    assert "| kafka | kill -9 | 1 | 2 | 0 | 9 |" in lines
+    assert "failed: exit 2" in "\n".join(faults_table([], "exit 2"))
