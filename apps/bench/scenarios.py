@@ -50,6 +50,7 @@ BROKER_PROCESSES = {  # broker URL scheme (or the db backend) -> process names
 POLL_S = 0.005
 ONCE_FAMILIES = ("overload",)  # in a chain, run once whatever the cell's repeats
 WARMUP_TIMEOUT_S = 150.0  # a Kafka consumer group may wait out the last members' session
+WARMUP_ROUND_S = 15.0  # then the warm-up jobs are published again
 MB = 1024 * 1024
 
 
@@ -133,10 +134,14 @@ def run_family_cell(
 
 def _warm_up(spec: CellSpec, tag: str, config: RunConfig) -> float:
     """Seconds until W noop jobs are done: workers started and (Kafka) the group joined."""
-    started = time.monotonic()
-    for _ in range(max(2, spec.workers)):
-        _create(spec, tag, "noop", config.pdf_name)
-    if not _wait_tag(tag, max(2, spec.workers), WARMUP_TIMEOUT_S):
+    started, count = time.monotonic(), max(2, spec.workers)
+    jobs = [_create(spec, tag, "noop", config.pdf_name) for _ in range(count)]
+    for _ in range(int(WARMUP_TIMEOUT_S / WARMUP_ROUND_S)):
+        if _wait_tag(tag, count, WARMUP_ROUND_S):
+            return time.monotonic() - started
+        for job in jobs:  # sent before the consumers joined? send again (duplicates are skipped)
+            services.job_publish(job_id=job.id, backend=spec.backend)
+    if not _wait_tag(tag, count, 1.0):
         raise CellError(
             f"warm-up jobs not finished within {WARMUP_TIMEOUT_S:g}s; "
             f"see {spec.cell_id}/logs/worker.log"
