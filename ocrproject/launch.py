@@ -31,6 +31,10 @@ def api_command(*, port: int, host: str = "127.0.0.1", workers: int = 2) -> list
         "--workers",
         str(workers),
         "--no-access-log",
+        # Load clients reuse connections; with uvicorn's 5 s keep-alive an overloaded
+        # event loop closed some just as the next request arrived (client ReadError).
+        "--timeout-keep-alive",
+        "30",
         "--timeout-graceful-shutdown",
         "5",
     ]

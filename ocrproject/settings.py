@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.jobs.middleware.PoolTimeoutMiddleware",
 ]
 
 ROOT_URLCONF = "ocrproject.urls"
@@ -75,7 +76,25 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ocrlab")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# Connections: a psycopg pool per process, bounded by DB_POOL_MAX_SIZE. Under ASGI every
+# concurrent request runs in a thread of its own; persistent per-thread connections
+# (CONN_MAX_AGE) piled up there until PostgreSQL refused clients. With the pool a request
+# borrows a connection and gives it back when it ends (CONN_MAX_AGE must then be 0); a
+# request that waits longer than DB_POOL_TIMEOUT_S for one answers 503 + Retry-After.
+# The connection budget of every process is in README "Configuration".
+DB_POOL = env_bool("DB_POOL", True)
+DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 1)
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 4)
+DB_POOL_TIMEOUT_S = env_float("DB_POOL_TIMEOUT_S", 10.0)
+DB_POOL_MAX_IDLE_S = env_float("DB_POOL_MAX_IDLE_S", 60.0)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+if DB_POOL:
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": DB_POOL_MIN_SIZE,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": DB_POOL_TIMEOUT_S,
+        "max_idle": DB_POOL_MAX_IDLE_S,
+    }
 if os.environ.get("OCRLAB_TEST_DB_NAME"):  # set by tests/pytest_env.py: one per test run
     DATABASES["default"]["TEST"] = {"NAME": os.environ["OCRLAB_TEST_DB_NAME"]}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -98,7 +117,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "apps.ocr.parsers.BoundedJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -133,6 +152,9 @@ OCR_PAGE_TIMEOUT_S = env_float("OCR_PAGE_TIMEOUT_S", 60.0)
 OCR_MAX_IMAGE_MPIXELS = env_float("OCR_MAX_IMAGE_MPIXELS", 50.0)
 OCR_MAX_PAGES = env_int("OCR_MAX_PAGES", 50)
 UPLOAD_MAX_BYTES = env_int("OCR_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
+# JSON bodies (every POST endpoint): a job submission is well under 1 kB.
+API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 64 * 1024)
+API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 

@@ -48,6 +48,9 @@ def _summary(group: list[dict]) -> dict:
     metrics, spread = {}, {}
     for name in names:
         values = [r["metrics"].get(name) for r in ok]
+        if any(isinstance(v, dict) for v in values):  # e.g. cpu_s: a median per key
+            metrics[name] = median_per_key([v for v in values if isinstance(v, dict)])
+            continue
         med, low, high = median_spread(v for v in values if isinstance(v, int | float))
         metrics[name], spread[name] = med, [low, high]
     return {
@@ -57,6 +60,15 @@ def _summary(group: list[dict]) -> dict:
         "repeats": len(ok),
         "metrics": metrics,
         "spread": spread,
+    }
+
+
+def median_per_key(dicts: list[dict]) -> dict:
+    """{key: median over the dicts of their numeric values} (e.g. CPU seconds per component)."""
+    keys = sorted({k for d in dicts for k in d})
+    return {
+        k: median_spread(d.get(k) for d in dicts if isinstance(d.get(k), int | float))[0]
+        for k in keys
     }
 
 

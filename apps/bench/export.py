@@ -12,6 +12,7 @@ from markdown_it import MarkdownIt
 
 from apps.bench import report_families as rf
 from apps.bench.charts import write_charts
+from apps.bench.cpu_report import sections as cpu_sections
 from apps.bench.decision import decide
 from apps.bench.plots import PLOTS
 from apps.bench.report import render_markdown
@@ -93,7 +94,8 @@ def render_report(
         rf.faults_table(context.get("chaos") or [], context.get("chaos_note", "")),
         rf.cost_table(results),
     ]
-    return render_markdown(load, targets, context, plots, answer=answer, families=families)
+    extra = cpu_sections(load)  # CPU per component, submit capacity (apps.bench.cpu_report)
+    return render_markdown(load, targets, context, plots, extra, answer=answer, families=families)
 
 
 def _no_jobs(result: dict) -> dict:
@@ -106,11 +108,12 @@ def _dump(path: Path, data: object) -> None:
 
 def write_cells_csv(path: Path, results: list[dict]) -> None:
     """One row per cell run: spec, status, note and every metric."""
-    metric_names = sorted({name for r in results for name in r.get("metrics", {})})
+    flat = [flat_metrics(r.get("metrics", {})) for r in results]
+    metric_names = sorted({name for m in flat for name in m})
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["cell_id", "tag", "status", "note", *SPEC_COLUMNS, *metric_names])
-        for r in results:
+        for r, metrics in zip(results, flat, strict=True):
             writer.writerow(
                 [
                     r["cell_id"],
@@ -118,9 +121,20 @@ def write_cells_csv(path: Path, results: list[dict]) -> None:
                     r["status"],
                     r.get("note", ""),
                     *(r["spec"].get(c) for c in SPEC_COLUMNS),
-                    *(r.get("metrics", {}).get(m) for m in metric_names),
+                    *(metrics.get(m) for m in metric_names),
                 ]
             )
+
+
+def flat_metrics(metrics: dict) -> dict:
+    """Dict metrics as one column per key: cpu_s {"api": 1.2} -> "cpu_s.api": 1.2."""
+    flat = {}
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update({f"{name}.{key}": inner for key, inner in value.items()})
+        else:
+            flat[name] = value
+    return flat
 
 
 def write_jobs_csv(path: Path, results: list[dict]) -> None:

@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from apps.bench.cpu_report import plot_cpu  # noqa: E402
+
 DPI = 110
 
 
@@ -119,7 +121,12 @@ def _save(fig, path: Path) -> bool:
     return True
 
 
-PLOTS = {"throughput.png": plot_throughput, "latency.png": plot_latency, "pickup.png": plot_pickup}
+PLOTS = {
+    "throughput.png": plot_throughput,
+    "latency.png": plot_latency,
+    "pickup.png": plot_pickup,
+    "cpu.png": plot_cpu,  # apps.bench.cpu_report: stacked CPU per component, per cell
+}
 
 
 def write_plots(summaries: list[dict], out_dir: Path) -> list[str]:

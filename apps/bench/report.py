@@ -263,11 +263,13 @@ def render_markdown(
     targets: list[dict],
     context: dict,
     plots: list[str],
+    extra: list[list[str]] = (),
     *,
     answer: list[list[str]] = (),
     families: list[list[str]] = (),
 ) -> str:
-    """The whole report.md: the reference table, then `answer`, the tables, `families`."""
+    """The whole report.md: the reference table, then `answer`, `families`, the load tables;
+    `extra` sections (e.g. CPU, submit capacity) go before the plots."""
     parts = [
         [
             "# OCR job-queue bench",
@@ -283,6 +285,7 @@ def render_markdown(
         latency_table(summaries),
         spread_table(summaries),
         skipped_table(summaries),
+        *extra,
     ]
     if plots:
         parts.append(["## Plots", ""] + [f"![{p[:-4]}]({p})" for p in plots])

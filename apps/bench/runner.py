@@ -21,11 +21,13 @@ import httpx
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.bench import processes
+from apps.bench import capacity, processes
 from apps.bench.burst import burst_tag, run_burst
 from apps.bench.cells import CellSpec
+from apps.bench.cpu import CpuWindow, group_roots
 from apps.bench.metrics import JobTimes, cell_metrics
 from apps.jobs.models import FINISHED, OcrJob
+from ocrproject.env import api_auth_headers
 from ocrproject.launch import ServerGroup
 
 ROW_FIELDS = (
@@ -56,6 +58,7 @@ class RunConfig:
     api_workers: int = 2
     warmup_jobs: int = 2
     burst_jobs: int = 0  # noop queue cells: N jobs published at once after the load
+    submit: capacity.SubmitOptions = field(default_factory=capacity.SubmitOptions)
 
 
 class CellError(Exception):
@@ -124,8 +127,9 @@ def _measure(spec: CellSpec, tag: str, config: RunConfig) -> dict:
         )
         warm_up(spec, host, f"{tag}-warm", config)
         since = timezone.now()
-        note = run_locust(spec, host, tag, cell_dir, config)
-        drained = drain(spec, tag, since, config.drain_timeout_s)
+        with CpuWindow(roots=group_roots(group.procs)) as window:  # start -> drained
+            note = run_load(spec, host, tag, cell_dir, config)
+            drained = drain(spec, tag, since, config.drain_timeout_s)
         rows = job_rows(spec, tag, since, timezone.now())
         burst = _burst(spec, tag, config)
     finally:
@@ -133,6 +137,7 @@ def _measure(spec: CellSpec, tag: str, config: RunConfig) -> dict:
             group.stop()
     summary = _summarize(spec, rows, cell_dir, note, drained)
     summary["metrics"].update(burst)
+    summary["metrics"].update(window.metrics(jobs=len(rows)))
     return summary
 
 
@@ -150,8 +155,23 @@ def _burst(spec: CellSpec, tag: str, config: RunConfig) -> dict:
     )
 
 
+def run_load(spec: CellSpec, host: str, tag: str, cell_dir: Path, config: RunConfig) -> str:
+    """The cell's load: the submit load generator for `submit` cells, else locust."""
+    if spec.workload != capacity.SUBMIT:
+        return run_locust(spec, host, tag, cell_dir, config)
+    run = capacity.SubmitRun(host, tag, cell_dir, config.env, config.pdf_name, config.submit)
+    return capacity.run_submit(spec, run)
+
+
+def _load_stats(spec: CellSpec, cell_dir: Path) -> tuple:
+    if spec.workload != capacity.SUBMIT:
+        return processes.read_locust_stats(cell_dir / "locust_stats.csv")
+    result = capacity.read_result(cell_dir)
+    return capacity.submit_stats(result), capacity.capacity_metrics(result)
+
+
 def _summarize(spec: CellSpec, rows: list[dict], cell_dir: Path, note: str, drained: bool) -> dict:
-    submit, extra = processes.read_locust_stats(cell_dir / "locust_stats.csv")
+    submit, extra = _load_stats(spec, cell_dir)
     metrics = cell_metrics([job_times(r) for r in rows], deadline_s=spec.deadline_s, submit=submit)
     metrics.update(extra)
     notes = [note] if note else []
@@ -177,7 +197,11 @@ def signals_ignored():
 def warm_up(spec: CellSpec, host: str, tag: str, config: RunConfig) -> None:
     """A couple of jobs (sync: one call per OCR server) so every process is hot."""
     timeout_s = WARMUP_TIMEOUT_S.get(spec.workload, WARMUP_DEFAULT_TIMEOUT_S)
-    body = {"pdfName": config.pdf_name, "tag": tag, "workload": spec.workload}
+    body = {
+        "pdfName": config.pdf_name,
+        "tag": tag,
+        "workload": capacity.job_workload(spec.workload),
+    }
     if spec.version == "api":
         body["backend"] = spec.backend
     path = f"/{spec.version}/ocr/sync" if spec.kind == "sync" else _submit_path(spec)
@@ -198,7 +222,7 @@ def _submit_path(spec: CellSpec) -> str:
 
 def _post_all(host: str, path: str, body: dict, count: int, timeout_s: float) -> list[int]:
     """POST `body` `count` times at once; the status codes (0: no answer)."""
-    client = httpx.Client(base_url=host, timeout=timeout_s)
+    client = httpx.Client(base_url=host, timeout=timeout_s, headers=api_auth_headers())
     with client, ThreadPoolExecutor(count) as pool:
         return list(pool.map(lambda _: _post(client, path, body), range(count)))
 

@@ -26,6 +26,7 @@ from apps.bench import family_metrics as fm
 from apps.bench import processes
 from apps.bench.burst import run_burst
 from apps.bench.cells import CellSpec
+from apps.bench.cpu import CpuWindow, group_roots
 from apps.bench.runner import CellError, RunConfig, probe, signals_ignored
 from apps.jobs import services
 from apps.jobs.models import FINISHED, OcrJob
@@ -119,8 +120,11 @@ def run_family_cell(
         for step in steps(spec):
             for repeat in _repeats(step):
                 result = _result(step, repeat, f"{tag}-{step.family[:2]}{repeat}")
-                result.update(STEPS[step.family](step, result["tag"], group, params, config))
-                result["metrics"]["ready_s"] = ready_s
+                with CpuWindow(roots=group_roots(group.procs)) as window:
+                    result.update(STEPS[step.family](step, result["tag"], group, params, config))
+                m = result["metrics"]
+                m.update(window.metrics(jobs=len(result["jobs"]) + (m.get("burst_done") or 0)))
+                m["ready_s"] = ready_s
                 result["finished"] = time.time()
                 results.append(result)
     except (CellError, TimeoutError, OSError) as exc:

@@ -21,6 +21,7 @@ from apps.bench import faults, system
 from apps.bench.aggregate import summarize
 from apps.bench.cells import CellSpec
 from apps.bench.export import write_all
+from apps.bench.load_targets import evaluate_load
 from apps.bench.models import BenchRun, BenchStatus
 from apps.bench.runner import RunConfig, run_cell
 from apps.bench.scenarios import FULL, FamilyParams, run_family_cell
@@ -98,6 +99,11 @@ def cell_line(result: dict) -> str:
     thr = m.get("throughput")
     burst = m.get("burst_throughput")
     extra = f", burst {burst:.1f} jobs/s" if burst else ""
+    if m.get("submit_rps"):
+        sustained = m.get("submit_sustained_rps")
+        extra += f", submit {m['submit_rps']:.0f} req/s, sustained {sustained or 0:g} req/s"
+    if m.get("instrument_share") is not None:
+        extra += f", instrument {m['instrument_share'] * 100:.1f} %"
     return (
         f"    ok: {m['successes']}/{m['submitted']} in deadline, {m['errors']} errors, "
         f"{m['timeouts']} timeouts, {thr or 0:.2f} jobs/s{extra}"
@@ -219,6 +225,7 @@ def _finish(
     summaries = summarize(results)
     bare_s = (context.get("bare_ocr") or {}).get("median_s")
     targets = evaluate(summaries, bare_s=bare_s, cores=context["machine"]["nproc"])
+    targets += evaluate_load(summaries)  # instrument share, submit capacity
     report = write_all(options.config.out_dir, results, summaries, targets, context)
     BenchRun.objects.filter(pk=run.pk).update(
         finished_at=timezone.now(),

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from apps.jobs import services
 from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balancer
 from apps.ocr.inputs import DocumentInput, parse_document
+from apps.ocr.parsers import JsonBodyError, check_length, declared_length, load_json
 
 
 def start_call(version: str, document: DocumentInput, tag: str = ""):
@@ -76,13 +77,12 @@ class V0SyncView(APIView):
 
 
 async def _parse(request) -> tuple[DocumentInput, str] | JsonResponse:
-    import json
-
     if request.content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
-        except ValueError:
-            return JsonResponse({"detail": "request body is not valid JSON"}, status=400)
+            check_length(declared_length(request.META))
+            data = load_json(request.body)
+        except JsonBodyError as exc:
+            return JsonResponse({"detail": str(exc)}, status=400)
         if not isinstance(data, dict):
             return JsonResponse({"detail": "JSON body must be an object"}, status=400)
         files = None

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from apps.bench import stray
+from apps.bench import capacity, stray
 from apps.bench.cells import (
     ALL_VERSIONS,
     QUEUE_VERSIONS,
@@ -106,6 +106,20 @@ class Command(BaseCommand):
             help="noop queue cells: jobs published at once to measure capacity "
             "(default 500, --quick 100, 0: off)",
         )
+        add(
+            "--family",
+            choices=["submit"],
+            default=None,
+            help="submit: POST capacity of V3-V6 and the aliases (noop, workers running)",
+        )
+        add("--submit-users", default="64,256", help="--family submit: concurrent users")
+        add("--submit-workers", default="2", help="--family submit: runworker processes")
+        add(
+            "--submit-rates",
+            default=None,
+            help="submit cells: open-loop ladder, POSTs/s per user (default 1,2,4,8; --quick 1,2)",
+        )
+        add("--submit-step", type=float, default=None, help="seconds per ladder step (3; quick 2)")
         add("--dry-run", action="store_true", help="print the matrix and exit")
 
     def handle(self, *args, **opts):
@@ -175,8 +189,18 @@ class Command(BaseCommand):
 
     def _matrix(self, opts, versions, backends):
         vb = settings.VERSION_BACKENDS
+        if opts["family"] == capacity.SUBMIT:
+            params = capacity.family_params(
+                versions,
+                backends,
+                users=parse_int_list(opts["submit_users"]),
+                workers=parse_int_list(opts["submit_workers"]),
+                repeat=opts["repeat"],
+            )
+            return build_matrix(params, vb)
         if opts["quick"]:
-            return quick_plan(vb, backends)
+            submit = build_matrix(capacity.quick_params("v3"), vb) if "v3" in versions else []
+            return quick_plan(vb, backends) + submit
         if not any(opts[name] is not None for name in MATRIX_OPTIONS):
             return full_plan(vb, backends)
         params = MatrixParams(
@@ -221,6 +245,7 @@ class Command(BaseCommand):
             pdf_name=opts["document"],
             api_workers=opts["api_workers"],
             burst_jobs=_burst_jobs(opts),
+            submit=_submit_options(opts),
         )
 
 
@@ -241,6 +266,18 @@ def _burst_jobs(opts: dict) -> int:
     if opts["burst_jobs"] is not None:
         return max(0, opts["burst_jobs"])
     return 100 if opts["quick"] else 500
+
+
+def _submit_options(opts: dict) -> capacity.SubmitOptions:
+    quick = opts["quick"]
+    rates = opts["submit_rates"]
+    default = capacity.SubmitOptions()
+    return capacity.SubmitOptions(
+        rates=tuple(float(r) for r in rates.split(",") if r.strip())
+        if rates is not None
+        else (capacity.QUICK_RATES if quick else default.rates),
+        step_s=opts["submit_step"] or (capacity.QUICK_STEP_S if quick else default.step_s),
+    )
 
 
 def _jsonable(opts: dict) -> dict:

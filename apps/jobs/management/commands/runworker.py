@@ -7,6 +7,7 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
 
 from apps.jobs import services
 from tasks.backends.registry import UnknownBackend, backend_aliases, get_backend
@@ -60,5 +61,7 @@ def relay_loop(backend: str, stop: threading.Event) -> None:
         except Exception:
             log.exception("relay pass for %s failed; retrying", backend)
             continue
+        finally:
+            close_old_connections()  # back to the pool (or closed) while the relay sleeps
         if counts["expired"] or counts["stale"]:
             log.info("relay %s: %s", backend, counts)
