@@ -64,4 +64,4 @@ def test_plan_prints_cells_and_an_estimate_within_budget():
     call_command("runbench", "--plan", stdout=out)
     text = out.getvalue()
     assert "v0-ocr-w1-u16x1-r1" in text and "api-kafka" not in text  # kafka runs as v6
-    assert "v6-mixed-w2-r1" in text and "within the 30 min budget" in text
+    assert "v6-pickup+mixed+overload-w2-r1" in text and "within the 30 min budget" in text
