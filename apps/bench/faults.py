@@ -1,8 +1,9 @@
 """The faults family: the chaos table (backend x fault: lost, doubled, stuck, recovery_s).
 
-`manage.py chaos` (the worker issue) writes chaos.json; the bench reads it from the run's
-folder (`runbench --chaos` runs the command into it, `--chaos-file PATH` copies one in).
-Accepted shapes: a list of rows {"backend", "fault", "lost", "doubled", "stuck",
+`manage.py chaos` writes chaos.json: {"meta", "cells": [{backend, fault, lost, stored_twice,
+stuck, recovery_s, ...}]}. The bench reads it from the run's folder: `runbench --chaos` runs
+`make chaos` (private services, never the shared ones) into it, `--chaos-file PATH` copies
+one in. Also accepted: a list of rows {"backend", "fault", "lost", "doubled", "stuck",
 "recovery_s"}, {"rows": [...]}, or {backend: {fault: {lost, doubled, stuck, recovery_s}}}.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from ocrproject.launch import ROOT
@@ -21,8 +21,9 @@ CHAOS_TIMEOUT_S = 20 * 60.0
 
 def normalize(data: object) -> list[dict]:
     """Rows {backend, fault, lost, doubled, stuck, recovery_s} from any accepted shape."""
-    if isinstance(data, dict) and isinstance(data.get("rows"), list):
-        data = data["rows"]
+    for key in ("cells", "rows"):  # manage.py chaos writes {"meta": ..., "cells": [...]}
+        if isinstance(data, dict) and isinstance(data.get(key), list):
+            data = data[key]
     if isinstance(data, list):
         return [_row(r.get("backend"), r.get("fault"), r) for r in data if isinstance(r, dict)]
     if isinstance(data, dict):
@@ -37,7 +38,11 @@ def normalize(data: object) -> list[dict]:
 
 
 def _row(backend: object, fault: object, values: dict) -> dict:
-    return {"backend": str(backend), "fault": str(fault), **{k: values.get(k) for k in FIELDS}}
+    """doubled = results stored twice (`stored_twice`; executing twice is at-least-once)."""
+    row = {"backend": str(backend), "fault": str(fault), **{k: values.get(k) for k in FIELDS}}
+    if row["doubled"] is None:
+        row["doubled"] = values.get("stored_twice")
+    return row
 
 
 def load_chaos(path: Path) -> list[dict]:
@@ -49,16 +54,10 @@ def load_chaos(path: Path) -> list[dict]:
 
 
 def run_chaos(out: Path, env: dict[str, str], backends: list[str]) -> str:
-    """Run `manage.py chaos --out <out> --backends a,b`; '' on success, else the reason."""
-    cmd = [
-        sys.executable,
-        "manage.py",
-        "chaos",
-        "--out",
-        str(out),
-        "--backends",
-        ",".join(backends),
-    ]
+    """`make chaos` (its private services, never the shared ones) with `--backend a,b --out
+    <run dir>`, which writes <run dir>/chaos.json; '' on success, else the reason."""
+    args = f"--backend {','.join(backends)} --out {out.parent}"
+    cmd = ["make", "--no-print-directory", "chaos", f"CHAOS_ARGS={args}"]
     try:
         done = subprocess.run(
             cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=CHAOS_TIMEOUT_S
