@@ -12,7 +12,7 @@ help:
 	@echo "make test     set up, start the services, run the whole test suite"
 	@echo "make up       start services, API (:$(API_PORT)), OCR servers and workers"
 	@echo "make down     stop what 'make up' started"
-	@echo "make bench    the full benchmark matrix (long)"
+	@echo "make bench    the full comparison, <= 30 min on 2 cores (runbench --plan lists it)"
 	@echo "make chaos    faults per backend on private services (CHAOS_ARGS=\"--backend db\")"
 	@echo "make lint     ruff check + format check"
 
