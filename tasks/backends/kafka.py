@@ -32,6 +32,7 @@ asynchronous, so purge retries the create until the old topic is gone.
 """
 
 import logging
+import os
 import threading
 import time
 from uuid import UUID
@@ -53,6 +54,7 @@ CONNECT_TIMEOUT_MS = 2000
 # half of fetch.wait.max.ms (librdkafka's default 500 ms: ~150-250 ms per job). Kafka
 # answers at once; there a short wait only costs idle consumers a few empty fetches.
 FETCH_WAIT_MS = 50
+DEBUG = os.environ.get("OCRLAB_KAFKA_DEBUG", "")  # librdkafka contexts, e.g. "cgrp,fetch"
 
 
 class KafkaBackend(Backend):
@@ -72,11 +74,15 @@ class KafkaBackend(Backend):
         return f"{settings.QUEUE_PREFIX}-workers-{self.alias}"
 
     def _common(self) -> dict:
-        return {
+        conf = {
             "bootstrap.servers": self.servers,
             "socket.connection.setup.timeout.ms": CONNECT_TIMEOUT_MS,
             "logger": log,  # librdkafka's own log lines go through Django's logging
         }
+        if DEBUG:  # librdkafka's debug lines to stderr (the worker's log)
+            conf.pop("logger")
+            conf["debug"] = DEBUG
+        return conf
 
     def publish(self, job_id: UUID) -> None:
         """Produce one message and wait for its delivery report; raise if not delivered."""
@@ -160,8 +166,10 @@ class KafkaBackend(Backend):
         return True
 
     def purge(self) -> None:
-        """Delete and recreate the topic: its messages and the group's offsets go."""
+        """Delete the group and the topic, then recreate the topic: its messages, the
+        group's offsets and its members go."""
         admin = self._admin()
+        self._delete_group(admin)
         future = admin.delete_topics([self.topic], request_timeout=ADMIN_TIMEOUT_S)
         try:
             future[self.topic].result(ADMIN_TIMEOUT_S + 1)
@@ -174,6 +182,22 @@ class KafkaBackend(Backend):
                 raise BackendUnavailable(f"topic {self.topic} still exists after purge")
             time.sleep(0.5)
         self._topic_ready = True
+
+    def _delete_group(self, admin) -> None:
+        """Delete the consumer group, so the next workers join a new one. On Tansu 0.6 a
+        member that stopped (even with LeaveGroup) can stay the group's leader for good:
+        every later JoinGroup names it, its SyncGroup never comes, and the new members
+        rejoin with "rebalance in progress" forever. Kafka refuses to delete a group
+        with live members (NON_EMPTY_GROUP): those keep it, as they should."""
+        future = admin.delete_consumer_groups([self.group], request_timeout=ADMIN_TIMEOUT_S)
+        try:
+            future[self.group].result(ADMIN_TIMEOUT_S + 1)
+        except ck.KafkaException as exc:
+            code = exc.args[0].code()
+            if code == ck.KafkaError.NON_EMPTY_GROUP:
+                log.warning("purge of %s: group %s still has members", self.topic, self.group)
+            elif code != ck.KafkaError.GROUP_ID_NOT_FOUND:
+                raise BackendUnavailable(f"cannot delete group {self.group}: {exc}") from exc
 
     def close(self) -> None:
         """Deliver what the producer still holds, then drop it."""

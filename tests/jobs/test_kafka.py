@@ -10,11 +10,16 @@ import time
 import pytest
 from django.conf import settings
 
+from apps.jobs import services
+from apps.jobs.models import OcrJob
 from tasks.backends.base import BackendUnavailable
 from tasks.backends.kafka import KafkaBackend
+from tasks.backends.registry import get_backend, reset_backends
 from tasks.consume import consume_loop
+from tests.conftest import wait_for
 
 ALIAS = "kafka-unit"
+CYCLES = 4
 pytestmark = pytest.mark.slow
 
 
@@ -89,3 +94,54 @@ def test_publish_raises_when_the_broker_is_unreachable():
         impl.publish("job-lost")
     assert time.monotonic() - started < 15
     impl.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_finish_after_each_purge_with_new_workers(start_worker):
+    """The bench's cycle: workers run jobs, stop, the topic is purged, new workers start
+    and must get the new jobs (issue: cells stalled at warm-up after a purge)."""
+    for cycle in range(CYCLES):
+        get_backend("kafka").purge()
+        worker = start_worker("kafka", workers=2)
+        wait_until_done(submit_noop(4), f"cycle {cycle}", worker)
+        worker.stop()
+
+
+def wait_until_done(jobs, what: str, worker, timeout_s: float = 60) -> None:
+    wait_for(
+        lambda: finished(jobs),
+        timeout_s,
+        message=lambda: f"{what}: {statuses(jobs)} {offsets()}\n{worker.output()}",
+    )
+
+
+def submit_noop(count: int) -> list[OcrJob]:
+    reset_backends()  # this process's producer: fresh, like a new API process's
+    return [
+        services.job_create(version="api", backend="kafka", document="sample.pdf", workload="noop")
+        for _ in range(count)
+    ]
+
+
+def statuses(jobs) -> dict[str, int]:
+    rows = list(OcrJob.objects.filter(id__in=[j.id for j in jobs]).values_list("status", flat=True))
+    return {s: rows.count(s) for s in set(rows)}
+
+
+def finished(jobs) -> bool:
+    return statuses(jobs) == {"DONE": len(jobs)}
+
+
+def offsets() -> str:
+    """The group's committed offsets and the topic's watermarks, per partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    impl = get_backend("kafka")
+    probe = Consumer({"bootstrap.servers": impl.servers, "group.id": impl.group})
+    try:
+        parts = [TopicPartition(impl.topic, p) for p in range(settings.KAFKA_PARTITIONS)]
+        committed = [tp.offset for tp in probe.committed(parts, timeout=10)]
+        marks = [probe.get_watermark_offsets(tp, timeout=10) for tp in parts]
+        return f"committed={committed} watermarks={marks}"
+    finally:
+        probe.close()
