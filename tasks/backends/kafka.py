@@ -54,6 +54,7 @@ CONNECT_TIMEOUT_MS = 2000
 # half of fetch.wait.max.ms (librdkafka's default 500 ms: ~150-250 ms per job). Kafka
 # answers at once; there a short wait only costs idle consumers a few empty fetches.
 FETCH_WAIT_MS = 50
+MISSING_TOPIC = (ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_TOPIC)
 DEBUG = os.environ.get("OCRLAB_KAFKA_DEBUG", "")  # librdkafka contexts, e.g. "cgrp,fetch"
 
 
@@ -95,9 +96,21 @@ class KafkaBackend(Backend):
         )
         producer.flush(DELIVERY_TIMEOUT_S + 1)
         if not report or report[0] is not None:
-            self._topic_ready = False  # e.g. purged by another process: create it again
+            self._drop_producer()
             reason = report[0] if report else "no delivery report in time"
             raise BackendUnavailable(f"Kafka at {self.servers} did not take job {job_id}: {reason}")
+
+    def _drop_producer(self) -> None:
+        """Forget the producer and the topic: the next publish builds both again. An
+        idempotent producer whose broker restarted (Tansu: memory storage, producer ids
+        and topics gone) times out every message until rebuilt; a purge by another
+        process leaves it writing to a topic that is gone."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+            self._topic_ready = False
+        if producer is not None:
+            producer.purge()  # drop what it still holds: the relay sends those jobs again
+            producer.flush(0)
 
     def _get_producer(self):
         with self._lock:
@@ -122,7 +135,16 @@ class KafkaBackend(Backend):
         consumer = ck.Consumer(self._consumer_config(worker))
         consumer.subscribe([self.topic])
         log.info("consuming topic %s in group %s", self.topic, self.group)
-        return TopicConsumer(consumer, self.topic)
+        return TopicConsumer(consumer, self.topic, on_missing_topic=self._recreate_topic)
+
+    def _recreate_topic(self) -> None:
+        """The broker lost the topic (restarted on memory storage): create it again, so
+        that jobs the relay republishes have somewhere to go."""
+        self._topic_ready = False
+        try:
+            self.ensure_topic()
+        except BackendUnavailable as exc:
+            log.warning("topic %s is missing and cannot be created yet: %s", self.topic, exc)
 
     def _consumer_config(self, worker: str) -> dict:
         return {
@@ -212,8 +234,9 @@ class TopicConsumer:
     """One consumer of the group: any value is handed on (a value that is no job id is
     poison: the handler drops it and it is committed like any other)."""
 
-    def __init__(self, consumer, topic: str):
+    def __init__(self, consumer, topic: str, on_missing_topic=None):
         self.consumer, self.topic = consumer, topic
+        self.on_missing_topic = on_missing_topic
 
     def receive(self, timeout_s: float = POLL_S) -> Message | None:
         msg = self.consumer.poll(timeout_s)
@@ -221,6 +244,8 @@ class TopicConsumer:
             return None
         if msg.error():
             log.warning("consumer error on %s: %s", self.topic, msg.error())
+            if msg.error().code() in MISSING_TOPIC and self.on_missing_topic:
+                self.on_missing_topic()
             return None
         raw = (msg.value() or b"").decode("utf-8", errors="replace")
         return Message(job_id=raw, token=msg)

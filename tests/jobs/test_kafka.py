@@ -4,6 +4,8 @@ In-process, without the database: `handle` is a fake that records what it got. E
 consume joins the group first, which takes Tansu about half the session timeout.
 """
 
+import os
+import subprocess
 import threading
 import time
 
@@ -16,10 +18,12 @@ from tasks.backends.base import BackendUnavailable
 from tasks.backends.kafka import KafkaBackend
 from tasks.backends.registry import get_backend, reset_backends
 from tasks.consume import consume_loop
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 
 ALIAS = "kafka-unit"
 CYCLES = 4
+PUBLISH_ATTEMPTS = 4  # the relay retries a failed publish; a rebuilt producer needs one
+PRIVATE_PORT = 9095  # never 9092 (shared) nor 9093 (the chaos engineer's private one)
 pytestmark = pytest.mark.slow
 
 
@@ -145,3 +149,54 @@ def offsets() -> str:
         return f"committed={committed} watermarks={marks}"
     finally:
         probe.close()
+
+
+def tansu(action: str) -> None:
+    """Start or stop the private Tansu on PRIVATE_PORT (scripts/tansu.sh, own pid file)."""
+    env = {**os.environ, "KAFKA_PORT": str(PRIVATE_PORT)}
+    subprocess.run(["scripts/tansu.sh", action], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+@pytest.fixture
+def private_kafka(settings):
+    """The `kafka` alias on a private Tansu that this test may restart."""
+    url = f"127.0.0.1:{PRIVATE_PORT}"
+    tansu("start")
+    conf = settings.JOB_BACKENDS["kafka"]
+    options = {**conf.get("OPTIONS", {}), "url": url}
+    settings.JOB_BACKENDS = {**settings.JOB_BACKENDS, "kafka": {**conf, "OPTIONS": options}}
+    settings.KAFKA_BOOTSTRAP_SERVERS = url
+    reset_backends()
+    yield {"KAFKA_BOOTSTRAP_SERVERS": url}
+    reset_backends()
+    tansu("stop")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_finish_after_a_broker_restart(private_kafka, start_worker):
+    """Tansu restarted (memory storage: topic, group, producer ids gone): the relay's
+    producer and the workers' consumers must recover and finish new jobs."""
+    get_backend("kafka").purge()
+    worker = start_worker("kafka", workers=2, env=private_kafka)
+    wait_until_done(submit_noop(4), "before the restart", worker)
+    tansu("stop")
+    during = submit_noop(2)  # publish fails: PENDING until the relay sends them again
+    tansu("start")
+    wait_until_done([*during, *submit_noop(4)], "after the restart", worker, timeout_s=90)
+
+
+def test_publish_recovers_after_a_broker_restart(private_kafka):
+    """The cached idempotent producer must not keep timing out once the broker is back."""
+    impl = KafkaBackend(ALIAS)
+    impl.publish("job-before")
+    tansu("stop")
+    tansu("start")
+    failures = 0
+    for attempt in range(PUBLISH_ATTEMPTS):
+        try:
+            impl.publish(f"job-after-{attempt}")
+            break
+        except BackendUnavailable:
+            failures += 1
+    impl.close()
+    assert failures < PUBLISH_ATTEMPTS, "no publish succeeded after the restart"
