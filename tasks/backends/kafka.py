@@ -24,11 +24,19 @@ joins, restarts or dies) until its job ends. With the eager assignors every memb
 up its partitions and idles meanwhile; with `cooperative-sticky` (used here) members keep
 what they own and only the partitions that move wait for the busy worker.
 
-Purge deletes and recreates the topic. Tansu 0.6 does not implement DeleteRecords, and
-its high watermark counts the last record *batch*, not the last record, so "commit the
-group's offsets at the end" would redeliver part of the last batch there. Deleting the
-topic drops the group's committed offsets on both Tansu and Kafka; on Kafka deletion is
-asynchronous, so purge retries the create until the old topic is gone.
+Purge deletes the consumer group and the topic, then recreates the topic. Tansu 0.6 does
+not implement DeleteRecords, and its high watermark counts the last record *batch*, not
+the last record, so "commit the group's offsets at the end" would redeliver part of the
+last batch there. Deleting the topic drops the group's committed offsets on both Tansu
+and Kafka; on Kafka deletion is asynchronous, so purge retries the create until the old
+topic is gone. The group goes too because Tansu can keep a stopped member as its leader
+for good (see `_delete_group`). Purge is meant for stopped workers: a live librdkafka
+2.x consumer whose topic is deleted and recreated under it can crash (SIGSEGV in its
+metadata cache, seen on Tansu); the supervisor then restarts that worker.
+
+Broker restart (Tansu on memory storage loses topics, groups and producer ids): a failed
+delivery drops the producer, so the next publish builds a new one; a consumer told the
+topic is unknown recreates it, and the relay republishes what was lost.
 """
 
 import logging
