@@ -15,7 +15,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Least
 from django.utils import timezone
@@ -183,6 +183,7 @@ def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = 
     )
     if updated != 1:
         raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; result dropped")
+    _notify_finished(job_id)
 
 
 def job_fail(*, job_id: UUID, attempt: int, error: str, retry: bool = True) -> bool:
@@ -203,6 +204,19 @@ def _finish(job: OcrJob, status: str, *, error: str = "") -> None:
     job.status, job.error = status, error
     job.finished_at, job.lease_expires_at = timezone.now(), None
     job.save(update_fields=["status", "error", "finished_at", "lease_expires_at"])
+    _notify_finished(job.id)
+
+
+def finished_channel() -> str:
+    """The NOTIFY channel on which `?wait=` requests (apps/jobs/waiting.py) listen."""
+    return f"{settings.QUEUE_PREFIX}_finished"
+
+
+def _notify_finished(job_id: UUID) -> None:
+    """Wake the job's waiters; PostgreSQL delivers it when this transaction commits.
+    Every change to DONE, FAILED or CANCELLED calls it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [finished_channel(), str(job_id)])
 
 
 def _running(job_id: UUID, attempt: int):
