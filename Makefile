@@ -5,7 +5,7 @@ export DJANGO_SUPERUSER_USERNAME ?= admin
 export DJANGO_SUPERUSER_PASSWORD ?= admin
 export API_PORT ?= 8000
 
-.PHONY: help setup services prepare up down status demo test lint format bench
+.PHONY: help setup services prepare up down status demo test lint format bench chaos
 
 help:
 	@echo "make demo     set up, start the stack, sample.pdf through V0-V6, then the quick bench"
@@ -13,6 +13,7 @@ help:
 	@echo "make up       start services, API (:$(API_PORT)), OCR servers and workers"
 	@echo "make down     stop what 'make up' started"
 	@echo "make bench    the full benchmark matrix (long)"
+	@echo "make chaos    faults per backend on private services (CHAOS_ARGS=\"--backend db\")"
 	@echo "make lint     ruff check + format check"
 
 setup:
@@ -24,6 +25,7 @@ services: setup
 prepare: services
 	@$(PY) manage.py migrate --noinput -v 0
 	@$(PY) manage.py make_corpus >/dev/null
+	@$(PY) manage.py collectstatic --noinput -v 0
 	@$(PY) manage.py ensure_superuser
 
 up: prepare
@@ -48,7 +50,14 @@ demo: up
 
 test: services
 	@$(PY) manage.py make_corpus >/dev/null
+	@$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+chaos:  # private services on other ports (scripts/chaos_services.sh): the shared ones are safe
+	@scripts/chaos_services.sh start
+	@env $$(scripts/chaos_services.sh env) $(PY) scripts/ensure_db.py
+	@env $$(scripts/chaos_services.sh env) $(PY) manage.py migrate -v0
+	env $$(scripts/chaos_services.sh env) $(PY) manage.py chaos $(CHAOS_ARGS)
 
 lint:
 	.venv/bin/ruff check .

@@ -3,6 +3,9 @@
 python -m ocrproject.launch api --port 8000
 python -m ocrproject.launch ocr-server --port 8101
 python -m ocrproject.launch ocr-servers --port 8101 --count 4   # 8101..8104, Ctrl-C stops
+
+Servers bind 127.0.0.1 unless --host (or OCRLAB_BIND_HOST) says otherwise: containers
+(compose/) bind 0.0.0.0.
 """
 
 import argparse
@@ -17,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_S = 60.0
+BIND_HOST_ENV = "OCRLAB_BIND_HOST"
 
 
 def api_command(*, port: int, host: str = "127.0.0.1", workers: int = 2) -> list[str]:
@@ -137,6 +141,11 @@ def main() -> None:
     )
     parser.add_argument("what", choices=["api", "ocr-server", "ocr-servers"])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--host",
+        default=os.environ.get(BIND_HOST_ENV, "127.0.0.1"),
+        help=f"address to bind (default ${BIND_HOST_ENV} or 127.0.0.1; 0.0.0.0 in containers)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="API worker processes")
     parser.add_argument("--count", type=int, default=2, help="how many OCR servers")
     args = parser.parse_args()
@@ -144,9 +153,9 @@ def main() -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         return run_ocr_servers(args.port, args.count)
     if args.what == "api":
-        cmd = api_command(port=args.port, workers=args.workers)
+        cmd = api_command(port=args.port, host=args.host, workers=args.workers)
     else:
-        cmd = ocr_server_command(port=args.port)
+        cmd = ocr_server_command(port=args.port, host=args.host)
     os.execv(cmd[0], cmd)
 
 

@@ -40,13 +40,16 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from local static files
     "apps.ocr",
     "apps.jobs",
     "apps.bench",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # static files from the ASGI/WSGI app
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -109,6 +112,18 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# WhiteNoise serves STATIC_ROOT (filled by `collectstatic`; with DEBUG on it also finds
+# files in the apps). Unhashed names, so templates render before any collectstatic has run.
+# Pre-compressing (gzip + brotli) takes minutes on 2 busy cores: the image turns it on with
+# STATICFILES_BACKEND=whitenoise.storage.CompressedStaticFilesStorage.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": env_str(
+            "STATICFILES_BACKEND", "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -130,6 +145,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "OCR job-queue lab",
     "DESCRIPTION": "One OCR task through sync calls (V0-V2) and job queues (V3-V6).",
     "VERSION": "1.0.0",
+    "SWAGGER_UI_DIST": "SIDECAR",  # local assets: the docs render offline
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- services -------------------------------------------------------------------------
@@ -162,7 +180,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
 JOB_TIME_LIMIT_S = env_float("JOB_TIME_LIMIT_S", 300.0)
 JOB_LEASE_S = env_float("JOB_LEASE_S", 30.0)
-JOB_RETRY_DELAY_S = env_float("JOB_RETRY_DELAY_S", 1.0)
+# Retry backoff (apps/jobs/retry.py): attempt n waits ~BASE * 2**(n-1) s, at most MAX.
+JOB_RETRY_BASE_S = env_float("JOB_RETRY_BASE_S", 1.0)
+JOB_RETRY_MAX_S = env_float("JOB_RETRY_MAX_S", 60.0)
+# Address-space limit of the process that runs one job (0: none). An allocation past it
+# fails the job with error_code `memory` instead of taking the worker down.
+JOB_MEMORY_LIMIT_MB = env_int("JOB_MEMORY_LIMIT_MB", 4096)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # A QUEUED job whose message has not been claimed this long is sent again (a message lost
@@ -199,10 +222,18 @@ JOB_BACKENDS = {
         "VERSION": "v6",
         "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS},
     },
+    # In-process queue for the fast core tests (one process only: no runworker).
+    "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend", "IN_PROCESS": True},
 }
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
 # outbox relay at work.
 VERSION_BACKENDS = {"v3": "db", "v4": "redis", "v5": "rabbit", "v6": "kafka"}
+
+# --- operations (apps/ops) -------------------------------------------------------------
+# /healthz, /readyz and /metrics need no login. OPS_ALLOWED_NETWORKS (CIDRs, comma-separated)
+# restricts /readyz and /metrics to those client addresses; empty = open.
+OPS_ALLOWED_NETWORKS = env_list("OPS_ALLOWED_NETWORKS", "")
+OPS_CHECK_TIMEOUT_S = env_float("OPS_CHECK_TIMEOUT_S", 2.0)  # per dependency in /readyz
 
 LOGGING = {
     "version": 1,

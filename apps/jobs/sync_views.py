@@ -3,9 +3,13 @@
 - V0 blocks a server thread for the whole call (a sync view).
 - V1 makes the same call from an async view: the event loop serves others while it waits.
 - V2 is V1 spread over N OCR servers, least outstanding requests first.
-Each call is recorded as an OcrJob (born RUNNING, ends DONE or FAILED), so every version
-can be inspected in the admin.
+Each call is recorded as an OcrJob (born RUNNING, ends DONE or FAILED on every path: a
+client that disconnects or an error mid-call fails it here; if the API process dies, the
+relay fails it once its lease runs out), so every version can be inspected in the admin.
 """
+
+import asyncio
+import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -18,9 +22,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.jobs import services
+from apps.jobs.retry import ErrorCode
 from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balancer
 from apps.ocr.inputs import DocumentInput, parse_document
 from apps.ocr.parsers import JsonBodyError, check_length, declared_length, load_json
+
+log = logging.getLogger(__name__)
 
 
 def start_call(version: str, document: DocumentInput, tag: str = ""):
@@ -61,8 +68,16 @@ def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
             "server": outcome.server,
         }
     error = f"{outcome.status}: {body.get('detail', body)}"
-    services.job_fail(job_id=job.id, attempt=job.attempts, error=error, retry=False)
+    abandon_call(job, error=error, code=ErrorCode.HTTP_FAILED)
     return outcome.status, {"job_id": str(job.id), "version": job.version, **body}
+
+
+def abandon_call(job, *, error: str, code: str) -> None:
+    """FAILED with `code`, unless the call already ended (the relay failed it)."""
+    try:
+        services.job_fail(job_id=job.id, attempt=job.attempts, error=error, code=code, retry=False)
+    except services.StaleClaim:
+        log.warning("sync job %s had already ended; %s not stored", job.id, code)
 
 
 class V0SyncView(APIView):
@@ -71,7 +86,11 @@ class V0SyncView(APIView):
     def post(self, request):
         document = parse_document(request.data, request.FILES)
         job = start_call("v0", document, _tag(request.data))
-        outcome = predict_sync(settings.OCR_SERVER_URLS[0], document.http_payload())
+        try:
+            outcome = predict_sync(settings.OCR_SERVER_URLS[0], document.http_payload())
+        except BaseException as exc:
+            abandon_call(job, error=f"call failed: {exc!r}", code=ErrorCode.HTTP_FAILED)
+            raise
         code, body = finish_call(job, outcome)
         return Response(body, status=code)
 
@@ -100,10 +119,22 @@ async def _async_call(request, version: str, pick_server) -> JsonResponse:
         return parsed
     document, tag = parsed
     job = await sync_to_async(start_call)(version, document, tag)
-    async with pick_server() as server:
-        outcome = await predict_async(server, document.http_payload())
+    try:
+        async with pick_server() as server:
+            outcome = await predict_async(server, document.http_payload())
+    except asyncio.CancelledError:  # the client disconnected: the call is abandoned
+        await _abandon(job, "the client disconnected before the answer", ErrorCode.CLIENT_GONE)
+        raise
+    except Exception as exc:
+        await _abandon(job, f"call failed: {exc!r}", ErrorCode.HTTP_FAILED)
+        raise
     code, body = await sync_to_async(finish_call)(job, outcome)
     return JsonResponse(body, status=code)
+
+
+async def _abandon(job, error: str, code: str) -> None:
+    # Shielded: a second cancellation must not stop the job from being stored.
+    await asyncio.shield(sync_to_async(abandon_call)(job, error=error, code=code))
 
 
 class _Fixed:

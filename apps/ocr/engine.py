@@ -10,6 +10,9 @@ for throughput with one job per process (see docs/engine.md):
   Ghostscript, no image optimization.
 * ``mode="skip"``: pages that already carry text are kept as they are and their text
   is read from the PDF; other pages are OCRed.
+* Overhead cuts (docs/engine.md): dependency probes once per process (``probes``),
+  image-only pages not re-rendered (``passthrough`` plugin), Tesseract's own text-only
+  PDF as the text layer (``pdf_renderer="sandwich"``), output to an open file.
 * Pages and pixels are bounded before OCRmyPDF starts, so a tiny file holding an
   enormous page is refused (``too_big``) instead of being rendered.
 * A page whose OCR times out is kept without text; if no page has any text at all,
@@ -31,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import ocrmypdf
 import pikepdf
@@ -39,6 +43,7 @@ from django.conf import settings
 from ocrmypdf.pdfinfo import PdfInfo
 from PIL import Image
 
+from apps.ocr import probes
 from apps.ocr.validation import InvalidUpload, sniff_kind
 
 # Tesseract's OpenMP threads: one per process (OMP_NUM_THREADS does not cap it).
@@ -54,6 +59,9 @@ MIN_CREDIBLE_DPI = 96  # OCRmyPDF refuses images at or below this resolution
 NO_LINEARIZE_MB = 1e9  # fast_web_view threshold that is never reached
 PAGE_SEPARATOR = "\n\f"
 IMAGE_MODES_AS_IS = {"1", "L", "RGB"}
+PASSTHROUGH_PLUGIN = "apps.ocr.passthrough"  # image-only pages are not re-rasterized
+
+probes.install()  # tesseract --version / --list-langs once per process, not per job
 
 # OCRmyPDF's API is not re-entrant across threads of one process.
 _OCR_LOCK = threading.Lock()
@@ -164,6 +172,8 @@ def _ocr_options(language: str) -> dict:
         "fast_web_view": NO_LINEARIZE_MB,
         "tesseract_timeout": settings.OCR_PAGE_TIMEOUT_S,
         "max_image_mpixels": settings.OCR_MAX_IMAGE_MPIXELS,
+        "pdf_renderer": "sandwich",
+        "plugins": [PASSTHROUGH_PLUGIN],
     }
 
 
@@ -291,7 +301,24 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 
 def _call_ocrmypdf(source: Path, output: Path, options: dict, request: PredictRequest) -> None:
-    """Run OCRmyPDF in process; map its exceptions to OcrError."""
+    """Run OCRmyPDF in process; map its exceptions to OcrError.
+
+    OCRmyPDF writes into an open file: given a stream, it skips reading back and
+    decoding every stream of the PDF it has just written (its ``check_pdf``, ~0.05 s on
+    an 8-megapixel page); the engine opens the output right after to read its text.
+    """
+    probes.revalidate()
+    try:
+        with output.open("wb") as stream:
+            _ocrmypdf_errors(source, stream, options, request)
+    except OcrError:
+        probes.forget()  # whatever failed, the next job checks its programs again
+        raise
+
+
+def _ocrmypdf_errors(
+    source: Path, output: BinaryIO, options: dict, request: PredictRequest
+) -> None:
     try:
         ocrmypdf.ocr(source, output, **options)
     except ocrmypdf.ExitCodeException as exc:

@@ -38,8 +38,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from apps.jobs import services
-from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Handler, require
+from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
 
 ck = require("confluent_kafka", "confluent-kafka")
 ck_admin = require("confluent_kafka.admin", "confluent-kafka")
@@ -111,25 +110,19 @@ class KafkaBackend(Backend):
                 )
             return self._producer
 
-    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
-        """Poll, handle and commit one message at a time until `stop` is set."""
+    def open_consumer(self, worker: str) -> "TopicConsumer":
+        """A member `worker` of the group: poll one message, commit it after handling."""
         self.ensure_topic()
-        consumer = ck.Consumer(self._consumer_config())
+        consumer = ck.Consumer(self._consumer_config(worker))
         consumer.subscribe([self.topic])
         log.info("consuming topic %s in group %s", self.topic, self.group)
-        try:
-            while not stop.is_set():
-                msg = consumer.poll(POLL_S)
-                if msg is not None:
-                    self._process(consumer, msg, handle)
-        finally:
-            consumer.close()  # leave the group now, not after the session timeout
+        return TopicConsumer(consumer, self.topic)
 
-    def _consumer_config(self) -> dict:
+    def _consumer_config(self, worker: str) -> dict:
         return {
             **self._common(),
             "group.id": self.group,
-            "client.id": services.worker_name(),
+            "client.id": worker,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
@@ -140,20 +133,6 @@ class KafkaBackend(Backend):
                 (settings.JOB_TIME_LIMIT_S + POLL_INTERVAL_MARGIN_S) * 1000
             ),
         }
-
-    def _process(self, consumer, msg, handle: Handler) -> None:
-        if msg.error():
-            log.warning("consumer error on %s: %s", self.topic, msg.error())
-            return
-        where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
-        if msg.value():
-            handle(msg.value().decode())
-        else:  # not ours: never crash-loop on it
-            log.error("message %s has no job id; committed and dropped", where)
-        try:
-            consumer.commit(message=msg, asynchronous=False)
-        except ck.KafkaException as exc:  # rebalanced meanwhile: the new owner skips it
-            log.warning("commit of %s failed: %s", where, exc)
 
     def ensure_topic(self) -> None:
         """Create the topic with KAFKA_PARTITIONS partitions unless it exists."""
@@ -203,3 +182,43 @@ class KafkaBackend(Backend):
                 self._producer.flush(DELIVERY_TIMEOUT_S)
                 self._producer = None
         self._topic_ready = False
+
+
+class TopicConsumer:
+    """One consumer of the group: any value is handed on (a value that is no job id is
+    poison: the handler drops it and it is committed like any other)."""
+
+    def __init__(self, consumer, topic: str):
+        self.consumer, self.topic = consumer, topic
+
+    def receive(self, timeout_s: float = POLL_S) -> Message | None:
+        msg = self.consumer.poll(timeout_s)
+        if msg is None:
+            return None
+        if msg.error():
+            log.warning("consumer error on %s: %s", self.topic, msg.error())
+            return None
+        raw = (msg.value() or b"").decode("utf-8", errors="replace")
+        return Message(job_id=raw, token=msg)
+
+    def ack(self, message: Message) -> None:
+        """Commit offset + 1 synchronously. A failed commit (rebalanced meanwhile) is
+        logged: the partition's new owner gets the message again and skips it."""
+        msg = message.token
+        try:
+            self.consumer.commit(message=msg, asynchronous=False)
+        except ck.KafkaException as exc:
+            log.warning("commit of %s failed: %s", _where(msg), exc)
+
+    def nack(self, message: Message) -> None:
+        """Seek back to the message, so the next poll delivers it again."""
+        msg = message.token
+        partition = ck.TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        self.consumer.seek(partition)
+
+    def close(self) -> None:
+        self.consumer.close()  # leave the group now, not after the session timeout
+
+
+def _where(msg) -> str:
+    return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"

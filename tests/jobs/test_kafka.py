@@ -12,6 +12,7 @@ from django.conf import settings
 
 from tasks.backends.base import BackendUnavailable
 from tasks.backends.kafka import KafkaBackend
+from tasks.consume import consume_loop
 
 ALIAS = "kafka-unit"
 pytestmark = pytest.mark.slow
@@ -38,7 +39,9 @@ def consume_until(impl, count: int, timeout_s: float = 30) -> list[str]:
             stop.set()
         return "done"
 
-    thread = threading.Thread(target=impl.consume, args=(handle,), kwargs={"stop": stop})
+    thread = threading.Thread(
+        target=consume_loop, args=(impl.open_consumer("tester"), handle), kwargs={"stop": stop}
+    )
     thread.start()
     thread.join(timeout_s)
     stop.set()

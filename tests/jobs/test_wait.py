@@ -60,6 +60,19 @@ def test_a_waiter_on_a_version_url_gets_done(api_server, start_worker):
     assert answer.status_code == 200 and answer.json()["status"] == "DONE"
 
 
+def test_cancelling_a_job_ends_its_wait_with_cancelled(api_server):
+    with client(api_server) as http:
+        job_id = submit(http)
+        answers = []
+        waiter = threading.Thread(
+            target=lambda: answers.append(http.get(f"/api/jobs/{job_id}", params={"wait": 60}))
+        )
+        waiter.start()
+        assert services.job_cancel(job_id=job_id)
+        waiter.join(90)
+    assert answers and answers[0].json()["status"] == JobStatus.CANCELLED
+
+
 def test_without_a_worker_the_wait_ends_with_the_current_state(api_server):
     with client(api_server) as http:
         job_id = submit(http)

@@ -7,7 +7,7 @@ import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections, connections
 
 from apps.jobs import services
 from tasks.backends.registry import UnknownBackend, backend_aliases, get_backend
@@ -54,14 +54,21 @@ class Command(BaseCommand):
 
 
 def relay_loop(backend: str, stop: threading.Event) -> None:
-    """The outbox relay: republish jobs a failed publish or a dead worker left behind."""
+    """The outbox relay: republish jobs a failed publish or a dead worker left behind.
+    Never dies: a pass that fails (database restarting, broker down) is logged, its
+    connection dropped, and the next pass reconnects."""
     while not stop.wait(settings.RELAY_INTERVAL_S):
+        close_old_connections()
         try:
             counts = services.jobs_relay(backend=backend)
+        except DatabaseError as exc:
+            log.warning("relay pass for %s: database unavailable (%s); retrying", backend, exc)
+            connections.close_all()
+            continue
         except Exception:
             log.exception("relay pass for %s failed; retrying", backend)
             continue
         finally:
             close_old_connections()  # back to the pool (or closed) while the relay sleeps
-        if counts["expired"] or counts["stale"]:
+        if counts["expired"] or counts["stale"] or counts.get("sync_failed"):
             log.info("relay %s: %s", backend, counts)

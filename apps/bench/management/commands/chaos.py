@@ -1,0 +1,122 @@
+"""`python manage.py chaos [--backend db,redis] [--faults sigkill,poison] [--jobs 4]`
+
+Restarts the local services it uses: run it on your own machine's services only (it
+refuses non-loopback addresses). scripts/chaos_services.sh starts a private set.
+"""
+
+import os
+import platform
+import subprocess
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from apps.bench.chaos.faults import FAULTS
+from apps.bench.chaos.local import NotLocal, require_local, service_urls
+from apps.bench.chaos.report import render_markdown, write_results
+from apps.bench.chaos.scenario import Options, run_all
+
+DEFAULT_BACKENDS = ("db", "redis", "rabbit", "kafka")
+
+
+def _csv(text: str, known, what: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise CommandError(f"unknown {what} {unknown}; choose from {', '.join(known)}")
+    return names
+
+
+class Command(BaseCommand):
+    help = "Inject faults (kill, stop, restarts, poison) per backend; table of lost/doubled jobs."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--backend", default=",".join(DEFAULT_BACKENDS), help="comma-separated backend aliases"
+        )
+        parser.add_argument(
+            "--faults", default=",".join(FAULTS), help=f"comma-separated, from {', '.join(FAULTS)}"
+        )
+        parser.add_argument("--jobs", type=int, default=4, help="jobs kept in flight")
+        parser.add_argument("--workers", type=int, default=2)
+        parser.add_argument("--job-seconds", type=float, default=2.0, help="sleep:S workload")
+        parser.add_argument("--lease", type=float, default=4.0, help="JOB_LEASE_S of workers")
+        parser.add_argument(
+            "--deadline",
+            type=float,
+            default=60.0,
+            help="seconds after a fault before unfinished jobs count as stuck",
+        )
+        parser.add_argument(
+            "--down-seconds", type=float, default=3.0, help="how long a stopped service stays down"
+        )
+        parser.add_argument(
+            "--tail-seconds",
+            type=float,
+            default=2.0,
+            help="keep submitting this long after a fault",
+        )
+        parser.add_argument("--out", help="output directory (default results/<timestamp>)")
+
+    def handle(self, *args, **o):
+        backends = _csv(o["backend"], list(settings.JOB_BACKENDS), "backend")
+        faults = _csv(o["faults"], list(FAULTS), "fault")
+        if o["jobs"] < 1 or o["workers"] < 2:
+            raise CommandError("--jobs must be >= 1 and --workers >= 2 (one may be stopped)")
+        try:
+            require_local(service_urls())
+        except NotLocal as exc:
+            raise CommandError(str(exc)) from exc
+        opts = Options(
+            jobs=o["jobs"],
+            workers=o["workers"],
+            job_s=o["job_seconds"],
+            lease_s=o["lease"],
+            deadline_s=o["deadline"],
+        )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        out = settings.BASE_DIR / "results" / stamp if not o["out"] else _path(o["out"])
+        prefix = f"chaos{os.getpid()}"
+        settings.QUEUE_PREFIX, settings.JOB_MAX_ATTEMPTS = prefix, 3  # the workers' values
+        self.stdout.write(f"chaos: {backends} x {faults}; logs in {out / 'logs'}")
+        cells = run_all(
+            backends=backends,
+            faults=faults,
+            opts=opts,
+            out_dir=out,
+            prefix=prefix,
+            on_cell=self._progress,
+        )
+        md, js = write_results(cells, out, meta=self._meta(opts))
+        self.stdout.write(render_markdown(cells))
+        self.stdout.write(f"wrote {md} and {js}")
+
+    def _progress(self, cell) -> None:
+        state = cell.skipped or ("ok" if cell.ok else "FAIL")
+        self.stdout.write(f"  {cell.backend:<8} {cell.fault:<17} {state}")
+
+    def _meta(self, opts: Options) -> dict:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=settings.BASE_DIR,
+        ).stdout.strip()
+        return {
+            "when": timezone.now().isoformat(timespec="seconds"),
+            "commit": commit,
+            "machine": f"{platform.node()} {os.cpu_count()} cores",
+            "options": vars(opts),
+            "services": {k: _redact(v) for k, v in service_urls().items()},
+        }
+
+
+def _path(text: str):
+    from pathlib import Path
+
+    return Path(text).resolve()
+
+
+def _redact(url: str) -> str:
+    return url.split("@", 1)[-1] if "@" in url else url
