@@ -122,6 +122,8 @@ def test_concurrent_waiters_stay_inside_the_connection_budget(api_server):
     timeout, and the API's connections never exceed 2 x (pool + 1 LISTEN)."""
     with client(api_server) as http:
         ids = [submit(http) for _ in range(WAITERS)]
+    connection.close()
+    connection.close_pool()  # earlier tests may have grown this process's own pool
     sampler = ConnectionSampler(connection.settings_dict["NAME"])
     sampler.start()
     try:
