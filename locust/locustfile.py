@@ -42,9 +42,11 @@ from ocr_scenario import (
 
 from locust import FastHttpUser, constant, events, task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, for ocrproject
-from ocrproject.env import api_auth_headers  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from ocrproject.env import api_auth_headers, load_dotenv  # noqa: E402 (needs ROOT on the path)
 
+load_dotenv(ROOT / ".env")  # OCRLAB_API_TOKEN, unless the environment already sets it
 DEFAULT_HOST = "http://127.0.0.1:8000"
 IDLE_S = 1.0
 NETWORK_SLACK_S = 10.0  # a ?wait= answer may come a little after the wait it asked for
@@ -88,7 +90,7 @@ class _OcrUser(FastHttpUser):
     version = "v3"
     host = DEFAULT_HOST
     wait_time = constant(0)
-    default_headers = api_auth_headers()  # every request: DRF token auth when configured
+    default_headers = api_auth_headers()  # Authorization: Token $OCRLAB_API_TOKEN
 
     def __init__(self, environment) -> None:
         self.scenario = scenario_from_options(environment.parsed_options, self.version)

@@ -22,8 +22,9 @@ from django.db.models.functions import Coalesce, Least, Now
 from django.utils import timezone
 
 from apps.jobs import retry as retry_policy
-from apps.jobs.models import READY, JobStatus, OcrJob
+from apps.jobs.models import FINISHED, READY, JobStatus, OcrJob
 from apps.jobs.retry import ErrorCode
+from apps.jobs.selectors import media_path
 
 log = logging.getLogger(__name__)
 SYNC_LEASE_MARGIN_S = 30.0  # a sync call's lease: the HTTP timeout plus this
@@ -65,10 +66,13 @@ def job_create(
     language: str = "eng",
     run_tag: str = "",
     publish: bool = True,
+    owner=None,
 ) -> OcrJob:
-    """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox)."""
+    """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox).
+    `owner` (a user, or None for the lab's own jobs) is the only non-staff user to see it."""
     with transaction.atomic():
         job = OcrJob.objects.create(
+            owner=owner,
             version=version,
             backend=backend,
             document=document,
@@ -153,11 +157,12 @@ def _take(job: OcrJob, worker: str) -> OcrJob | None:
 
 
 def job_start_sync(
-    *, version: str, document: str, language: str = "eng", run_tag: str = ""
+    *, version: str, document: str, language: str = "eng", run_tag: str = "", owner=None
 ) -> OcrJob:
     """Record a V0-V2 call: it runs at once, so it is born RUNNING."""
     now = timezone.now()
     return OcrJob.objects.create(
+        owner=owner,
         version=version,
         backend=HTTP_BACKEND,
         document=document,
@@ -373,3 +378,33 @@ def job_requeue(*, job_id: UUID) -> bool:
     claim). False when the job is not waiting or the broker did not take the message."""
     job = OcrJob.objects.filter(id=job_id, status__in=READY).only("backend").first()
     return job is not None and job_publish(job_id=job_id, backend=job.backend)
+
+
+PURGE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    jobs: int = 0
+    files: int = 0
+
+
+def jobs_purge(*, older_than: timedelta) -> PurgeResult:
+    """Delete finished jobs created more than `older_than` ago with their upload and PDF
+    (files only under MEDIA_ROOT; a file already gone is fine). Batches keep memory flat."""
+    cutoff = timezone.now() - older_than
+    old = OcrJob.objects.filter(status__in=FINISHED, created_at__lt=cutoff)
+    jobs = files = 0
+    while batch := list(old.values_list("id", "upload", "result_pdf")[:PURGE_BATCH]):
+        with transaction.atomic():
+            jobs += OcrJob.objects.filter(id__in=[row[0] for row in batch]).delete()[0]
+        files += sum(_unlink(name) for _, *names in batch for name in names)
+    return PurgeResult(jobs=jobs, files=files)
+
+
+def _unlink(name: str) -> bool:
+    path = media_path(name)
+    if path is None or not path.is_file():
+        return False
+    path.unlink(missing_ok=True)
+    return True

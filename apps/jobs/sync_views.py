@@ -13,10 +13,12 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,16 +26,42 @@ from rest_framework.views import APIView
 from apps.jobs import services
 from apps.jobs.retry import ErrorCode
 from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balancer
-from apps.ocr.inputs import DocumentInput, parse_document
+from apps.ocr.inputs import DocumentInput, DocumentSerializer, parse_document
 from apps.ocr.parsers import JsonBodyError, check_length, declared_length, load_json
 
 log = logging.getLogger(__name__)
 
 
-def start_call(version: str, document: DocumentInput, tag: str = ""):
+def start_call(version: str, document: DocumentInput, tag: str = "", owner=None):
     return services.job_start_sync(
-        version=version, document=document.name, language=document.language, run_tag=tag
+        version=version,
+        document=document.name,
+        language=document.language,
+        run_tag=tag,
+        owner=owner,
     )
+
+
+class _AccessGate(APIView):
+    """DRF's authentication, permission and throttle checks for the async views (V1, V2),
+    so they answer exactly like every other endpoint (401, 403, 429 with Retry-After)."""
+
+    def post(self, request):  # never called: only `initial` runs
+        raise NotImplementedError
+
+
+def check_access(request) -> tuple[object, HttpResponse | None]:
+    """(user, None) when the call may go on, else (None, the rendered DRF error)."""
+    gate = _AccessGate()
+    drf_request = gate.initialize_request(request)
+    gate.request, gate.args, gate.kwargs = drf_request, (), {}
+    gate.headers = gate.default_response_headers
+    try:
+        gate.initial(drf_request)
+    except Exception as exc:  # DRF's APIExceptions; anything else re-raises in handler
+        response = gate.finalize_response(drf_request, gate.handle_exception(exc))
+        return None, response.render()
+    return drf_request.user, None
 
 
 def _tag(data) -> str:
@@ -83,9 +111,10 @@ def abandon_call(job, *, error: str, code: str) -> None:
 class V0SyncView(APIView):
     """V0: the server thread waits for the OCR server."""
 
+    @extend_schema(request=DocumentSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request):
         document = parse_document(request.data, request.FILES)
-        job = start_call("v0", document, _tag(request.data))
+        job = start_call("v0", document, _tag(request.data), owner=request.user)
         try:
             outcome = predict_sync(settings.OCR_SERVER_URLS[0], document.http_payload())
         except BaseException as exc:
@@ -113,12 +142,15 @@ async def _parse(request) -> tuple[DocumentInput, str] | JsonResponse:
         return JsonResponse(exc.detail, status=400, safe=False)
 
 
-async def _async_call(request, version: str, pick_server) -> JsonResponse:
+async def _async_call(request, version: str, pick_server) -> HttpResponse:
+    user, refused = await sync_to_async(check_access)(request)
+    if refused is not None:
+        return refused
     parsed = await _parse(request)
     if isinstance(parsed, JsonResponse):
         return parsed
     document, tag = parsed
-    job = await sync_to_async(start_call)(version, document, tag)
+    job = await sync_to_async(start_call)(version, document, tag, user)
     try:
         async with pick_server() as server:
             outcome = await predict_async(server, document.http_payload())

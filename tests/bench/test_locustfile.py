@@ -18,11 +18,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from ocrproject.env import API_TOKEN_ENV
-
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOCUST_DIR = ROOT / "locust"
 LOCUST = Path(sys.executable).parent / "locust"
+STUB_TOKEN = "stub-token"
 
 
 def load_scenario():
@@ -131,14 +130,24 @@ class StubApi(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization") == f"Token {STUB_TOKEN}":
+            return True
+        self._send(401, {"detail": "Authentication credentials were not provided."})
+        return False
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if not self._authorized():
+            return None
         if self.path == "/v0/ocr/sync":
             return self._send(200, {"text": "x"})
         return self._send(202, {"id": str(next(self.counter)), "status": "QUEUED"})
 
     def do_GET(self):
         StubApi.gets.append((self.path, self.headers.get("Authorization")))
+        if not self._authorized():
+            return
         job = int(self.path.split("?")[0].rsplit("/", 1)[1])
         self._send(200, {"id": job, "status": "FAILED" if job % 2 else "DONE"})
 
@@ -152,7 +161,7 @@ def stub_api():
     server.shutdown()
 
 
-def run_locust(host: str, tmp_path: Path, *extra: str, env=None) -> dict[str, dict]:
+def run_locust(host: str, tmp_path: Path, *extra: str) -> dict[str, dict]:
     cmd = [
         str(LOCUST),
         "-f",
@@ -175,8 +184,8 @@ def run_locust(host: str, tmp_path: Path, *extra: str, env=None) -> dict[str, di
         "0.01",
         *extra,
     ]
-    env = {**os.environ, **(env or {})}
-    subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=45, env=env)  # quits early
+    env = {**os.environ, "OCRLAB_API_TOKEN": STUB_TOKEN}  # the stub answers 401 without it
+    subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=45)  # quits before 60 s
     with (tmp_path / "l_stats.csv").open() as handle:
         return {row["Name"]: row for row in csv.DictReader(handle)}
 
@@ -189,10 +198,10 @@ def test_job_users_stop_after_their_jobs_and_report_end_to_end(stub_api, tmp_pat
 
 
 def test_job_users_long_poll_by_default_and_send_the_auth_headers(stub_api, tmp_path):
-    stats = run_locust(stub_api, tmp_path, "--ocr-version", "v3", env={API_TOKEN_ENV: "t0k"})
+    stats = run_locust(stub_api, tmp_path, "--ocr-version", "v3")
     assert stats["wait"]["Request Count"] == "6" and "poll" not in stats
     assert all("?wait=" in path for path, _ in StubApi.gets), StubApi.gets
-    assert {auth for _, auth in StubApi.gets} == {"Token t0k"}
+    assert {auth for _, auth in StubApi.gets} == {f"Token {STUB_TOKEN}"}
 
 
 def test_poll_mode_polls_for_comparison(stub_api, tmp_path):

@@ -11,11 +11,9 @@ import httpx
 import psycopg
 import pytest
 from django.db import connection
-from django.test import Client
-from django.utils import timezone
 
 from apps.jobs import services, waiting
-from apps.jobs.models import JobStatus, OcrJob
+from apps.jobs.models import JobStatus
 from ocrproject.env import api_auth_headers
 from tests.conftest import wait_for
 from tests.jobs.test_load import ConnectionSampler, connection_budget
@@ -24,6 +22,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 WAITERS = 50
 UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
 BODY = {"backend": "db", "pdfName": "sample.pdf", "workload": "noop", "tag": "wait"}
+
+
+@pytest.fixture(autouse=True)
+def _token(api_token):
+    """The `bench` user's token in OCRLAB_API_TOKEN: api_auth_headers() sends it."""
 
 
 def client(base_url: str) -> httpx.Client:
@@ -90,6 +93,12 @@ def test_bad_wait_values_are_a_400(api_server, value):
         answer = http.get(f"/api/jobs/{job_id}", params={"wait": value})
     assert answer.status_code == 400
     assert "0 < wait <= 60" in answer.json()["wait"][0]
+
+
+def test_without_a_token_a_wait_is_a_401_at_once(api_server):
+    with client(api_server) as http:
+        job_id = submit(http)
+    assert httpx.get(f"{api_server}/api/jobs/{job_id}", params={"wait": 30}).status_code == 401
 
 
 def test_an_unknown_job_is_a_404_with_or_without_wait(api_server):
@@ -172,11 +181,11 @@ def test_finishing_a_job_notifies_its_channel():
     assert [n.payload for n in notes] == [str(job.id)]
 
 
-def test_the_wsgi_test_client_falls_back_to_re_reading():
-    job = services.job_create(version="api", backend="db", document="sample.pdf", publish=False)
-    answer = Client().get(f"/api/jobs/{job.id}", {"wait": "0.3"})
-    assert answer.status_code == 200 and answer.json()["status"] == JobStatus.PENDING
-    finished = {"status": JobStatus.CANCELLED, "finished_at": timezone.now()}
-    OcrJob.objects.filter(id=job.id).update(**finished)
-    assert Client().get(f"/api/jobs/{job.id}", {"wait": "30"}).json()["status"] == "CANCELLED"
-    assert Client().get(f"/api/jobs/{job.id}", {"wait": "61"}).status_code == 400
+def test_the_wsgi_test_client_falls_back_to_re_reading(api_client):
+    job_id = api_client.post("/api/jobs", BODY, "application/json").json()["id"]  # no worker
+    answer = api_client.get(f"/api/jobs/{job_id}", {"wait": "0.3"})
+    assert answer.status_code == 200
+    assert answer.json()["status"] in (JobStatus.PENDING, JobStatus.QUEUED)
+    assert services.job_cancel(job_id=job_id)
+    assert api_client.get(f"/api/jobs/{job_id}", {"wait": "30"}).json()["status"] == "CANCELLED"
+    assert api_client.get(f"/api/jobs/{job_id}", {"wait": "61"}).status_code == 400

@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from django.core.management.base import BaseCommand, CommandError
 
+from ocrproject.env import api_auth_headers
+
 SYNC_VERSIONS = ["v0", "v1", "v2"]
 QUEUE_VERSIONS = ["v3", "v4", "v5", "v6"]
 WAIT_MAX_S = 60.0  # the API's limit on ?wait=
@@ -38,7 +40,7 @@ class Command(BaseCommand):
         if options["requests"]:
             return self._batches(api, document, timeout, **options)
         rows = []
-        with httpx.Client(base_url=api, timeout=timeout) as client:
+        with httpx.Client(base_url=api, timeout=timeout, headers=api_auth_headers()) as client:
             for version in SYNC_VERSIONS + (QUEUE_VERSIONS if queues else []):
                 rows.append(self._run(client, version, document, timeout))
         self.stdout.write(f"\n{'version':<8} {'seconds':>8}  {'status':<8} first words")
@@ -84,7 +86,10 @@ class Command(BaseCommand):
         """Wall time of `requests` calls from `clients` concurrent clients, per version."""
         walls = {}
         with httpx.Client(
-            base_url=api, timeout=timeout, limits=httpx.Limits(max_connections=clients)
+            base_url=api,
+            timeout=timeout,
+            headers=api_auth_headers(),
+            limits=httpx.Limits(max_connections=clients),
         ) as client:
             for version in versions.split(","):
                 started = time.monotonic()
