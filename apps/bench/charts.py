@@ -11,20 +11,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from apps.bench.cpu import COMPONENTS as CPU_COMPONENTS  # noqa: E402
 from apps.bench.decision import display_name  # noqa: E402
 from apps.bench.metrics import percentile  # noqa: E402
 
 DPI = 110
-CPU_COMPONENTS = (
-    "workers",
-    "api",
-    "ocr_servers",
-    "postgres",
-    "broker",
-    "loadgen",
-    "bench",
-    "other",
-)
 
 
 def _ok(rows: list[dict], family: str, workload: str | None = None) -> list[dict]:

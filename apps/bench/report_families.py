@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 
 from apps.bench import faults
+from apps.bench.cpu import COMPONENTS as CPU_COMPONENTS
 from apps.bench.decision import (
     BEST,
     CRITERIA,
@@ -18,16 +19,6 @@ from apps.bench.decision import (
 from apps.bench.report import NONE, table
 
 NOT_MEASURED = "not measured"
-CPU_COMPONENTS = (
-    "workers",
-    "api",
-    "ocr_servers",
-    "postgres",
-    "broker",
-    "loadgen",
-    "bench",
-    "other",
-)
 
 
 def show(value: Value | None, unit: str = "", digits: int = 2) -> str:

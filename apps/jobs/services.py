@@ -16,7 +16,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce, Least, Now
 from django.utils import timezone
@@ -199,6 +199,7 @@ def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = 
     )
     if updated != 1:
         raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; result dropped")
+    _notify_finished(job_id)
 
 
 def job_fail(*, job_id: UUID, attempt: int, error: str, code: str = "", retry: bool = True) -> bool:
@@ -236,6 +237,19 @@ def _finish(job: OcrJob, status: str, *, error: str = "", code: str = "") -> Non
     job.status, job.error, job.error_code = status, error, code
     job.finished_at, job.lease_expires_at = timezone.now(), None
     job.save(update_fields=["status", "error", "error_code", "finished_at", "lease_expires_at"])
+    _notify_finished(job.id)
+
+
+def finished_channel() -> str:
+    """The NOTIFY channel on which `?wait=` requests (apps/jobs/waiting.py) listen."""
+    return f"{settings.QUEUE_PREFIX}_finished"
+
+
+def _notify_finished(job_id: UUID) -> None:
+    """Wake the job's waiters; PostgreSQL delivers it when this transaction commits.
+    Every change to DONE, FAILED or CANCELLED calls it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [finished_channel(), str(job_id)])
 
 
 def _running(job_id: UUID, attempt: int):
@@ -322,7 +336,7 @@ def job_cancel(*, job_id: UUID) -> bool:
     """Stop a job that has not finished: CANCELLED. A waiting job is never claimed (claims
     take only PENDING/QUEUED rows); a running one loses its lease, so its worker's next
     heartbeat and its result update match no row."""
-    return (
+    cancelled = (
         OcrJob.objects.filter(id=job_id, status__in=CANCELLABLE).update(
             status=JobStatus.CANCELLED,
             finished_at=timezone.now(),
@@ -332,6 +346,9 @@ def job_cancel(*, job_id: UUID) -> bool:
         )
         == 1
     )
+    if cancelled:
+        _notify_finished(job_id)
+    return cancelled
 
 
 def job_retry(*, job_id: UUID) -> bool:

@@ -2,7 +2,7 @@
 
 from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -90,8 +90,18 @@ class ApiJobsView(APIView):
         return _page(request, self, request.query_params.dict())
 
 
+WAIT_PARAMETER = OpenApiParameter(
+    "wait",
+    float,
+    description="Long-poll: answer as soon as the job is DONE, FAILED or CANCELLED, or "
+    "after this many seconds (0 < wait <= 60) with its current state; 400 otherwise.",
+)
+
+
 class JobDetailView(APIView):
-    @extend_schema(responses=JobOutputSerializer)
+    """A job's state. `?wait=S` is served around this view by wait_views.job_detail."""
+
+    @extend_schema(responses=JobOutputSerializer, parameters=[WAIT_PARAMETER])
     def get(self, request, job_id, version: str | None = None):
         job = selectors.job_get(job_id=job_id, version=version, user=request.user)
         return Response(JobOutputSerializer(job, context={"request": request}).data)

@@ -61,6 +61,20 @@ def test_poll_delays_double_up_to_the_maximum():
     assert [round(next(delays), 3) for _ in range(7)] == [0.01, 0.02, 0.04, 0.08, 0.16, 0.2, 0.2]
 
 
+def test_wait_param_is_the_time_left_capped_at_the_api_limit():
+    assert sc.wait_param_s(12.3456) == 12.346
+    assert sc.wait_param_s(300) == sc.WAIT_MAX_S == 60
+    assert sc.wait_param_s(0.0001) == 0.001
+    assert sc.wait_param_s(0) is None and sc.wait_param_s(-1) is None
+
+
+def test_wait_mode_defaults_to_the_long_poll_and_is_checked():
+    assert sc.scenario_from_options(SimpleNamespace()).wait_mode == "wait"
+    assert sc.scenario_from_options(SimpleNamespace(wait_mode="poll")).wait_mode == "poll"
+    with pytest.raises(ValueError, match="--wait-mode"):
+        sc.scenario_from_options(SimpleNamespace(wait_mode="sleep"))
+
+
 def test_job_outcome():
     assert sc.job_outcome("DONE", 5, 60) is None
     assert isinstance(sc.job_outcome("DONE", 61, 60), sc.JobTimeout)
@@ -103,6 +117,7 @@ class StubApi(BaseHTTPRequestHandler):
     """POST /v3/ocr/jobs -> 202; GET -> DONE (or FAILED for odd ids); POST /v0/ocr/sync."""
 
     counter = iter(range(1_000_000))
+    gets: list[tuple[str, str | None]] = []  # (path, Authorization header)
 
     def log_message(self, *args):
         pass
@@ -130,14 +145,16 @@ class StubApi(BaseHTTPRequestHandler):
         return self._send(202, {"id": str(next(self.counter)), "status": "QUEUED"})
 
     def do_GET(self):
+        StubApi.gets.append((self.path, self.headers.get("Authorization")))
         if not self._authorized():
             return
-        job = int(self.path.rsplit("/", 1)[1])
+        job = int(self.path.split("?")[0].rsplit("/", 1)[1])
         self._send(200, {"id": job, "status": "FAILED" if job % 2 else "DONE"})
 
 
 @pytest.fixture
 def stub_api():
+    StubApi.gets.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), StubApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -178,6 +195,20 @@ def test_job_users_stop_after_their_jobs_and_report_end_to_end(stub_api, tmp_pat
     assert stats["submit"]["Request Count"] == "6" and stats["submit"]["Failure Count"] == "0"
     assert stats["job end-to-end"]["Request Count"] == "6"
     assert stats["job end-to-end"]["Failure Count"] == "3"  # the odd ids end FAILED
+
+
+def test_job_users_long_poll_by_default_and_send_the_auth_headers(stub_api, tmp_path):
+    stats = run_locust(stub_api, tmp_path, "--ocr-version", "v3")
+    assert stats["wait"]["Request Count"] == "6" and "poll" not in stats
+    assert all("?wait=" in path for path, _ in StubApi.gets), StubApi.gets
+    assert {auth for _, auth in StubApi.gets} == {f"Token {STUB_TOKEN}"}
+
+
+def test_poll_mode_polls_for_comparison(stub_api, tmp_path):
+    stats = run_locust(stub_api, tmp_path, "--ocr-version", "v3", "--wait-mode", "poll")
+    assert stats["poll"]["Request Count"] == "6" and "wait" not in stats
+    assert not any("?wait=" in path for path, _ in StubApi.gets)
+    assert stats["job end-to-end"]["Failure Count"] == "3"
 
 
 def test_sync_users_time_the_call(stub_api, tmp_path):

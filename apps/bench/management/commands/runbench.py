@@ -89,7 +89,13 @@ class Command(BaseCommand):
             "--poll-interval",
             type=float,
             default=1.0,
-            help="locust users' longest poll wait (each poll costs API CPU)",
+            help="locust users' longest poll wait with --wait-mode poll (polls cost API CPU)",
+        )
+        add(
+            "--wait-mode",
+            choices=["wait", "poll"],
+            default="wait",
+            help="how locust job users see a job end: long-poll GET ?wait= (default) or polls",
         )
         add("--document", default="sample.pdf", help="corpus document for every job")
         add("--api-workers", type=int, default=2, help="uvicorn worker processes of the API")
@@ -242,6 +248,7 @@ class Command(BaseCommand):
             env=env,
             drain_timeout_s=opts["drain_timeout"],
             poll_interval_s=opts["poll_interval"],
+            wait_mode=opts["wait_mode"],
             pdf_name=opts["document"],
             api_workers=opts["api_workers"],
             burst_jobs=_burst_jobs(opts),

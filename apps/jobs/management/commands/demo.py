@@ -15,7 +15,8 @@ from ocrproject.env import api_auth_headers
 
 SYNC_VERSIONS = ["v0", "v1", "v2"]
 QUEUE_VERSIONS = ["v3", "v4", "v5", "v6"]
-POLL_S = 0.2
+WAIT_MAX_S = 60.0  # the API's limit on ?wait=
+WAIT_SLACK_S = 1.0  # the answer may come a little after the wait; the client times out
 
 
 class Command(BaseCommand):
@@ -73,11 +74,12 @@ class Command(BaseCommand):
         if response.status_code != 202:
             raise CommandError(f"{response.status_code}: {response.text[:200]}")
         url, deadline = response.json()["status_url"], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            body = client.get(url).json()
-            if body["status"] in ("DONE", "FAILED"):
+        while (left_s := deadline - time.monotonic()) > WAIT_SLACK_S:
+            # long-poll: the API answers when the job ends, or after `wait` s (at most 60)
+            wait_s = min(left_s - WAIT_SLACK_S, WAIT_MAX_S)
+            body = client.get(url, params={"wait": f"{wait_s:.3f}"}).json()
+            if body["status"] in ("DONE", "FAILED", "CANCELLED"):
                 return body
-            time.sleep(POLL_S)
         raise CommandError(f"not finished within {timeout:g}s")
 
     def _batches(self, api, document, timeout, *, versions, requests, clients, **_):
