@@ -1,8 +1,8 @@
 # The lab's commands. `make demo` and `make test` do all set-up on a fresh machine.
 SHELL := /bin/bash
 PY := .venv/bin/python
+# The admin's password: DJANGO_SUPERUSER_PASSWORD, or generated once and kept in .env.
 export DJANGO_SUPERUSER_USERNAME ?= admin
-export DJANGO_SUPERUSER_PASSWORD ?= admin
 export API_PORT ?= 8000
 
 .PHONY: help setup services prepare up down status demo test lint format bench chaos
@@ -12,7 +12,7 @@ help:
 	@echo "make test     set up, start the services, run the whole test suite"
 	@echo "make up       start services, API (:$(API_PORT)), OCR servers and workers"
 	@echo "make down     stop what 'make up' started"
-	@echo "make bench    the full benchmark matrix (long)"
+	@echo "make bench    the full comparison, <= 30 min on 2 cores (runbench --plan lists it)"
 	@echo "make chaos    faults per backend on private services (CHAOS_ARGS=\"--backend db\")"
 	@echo "make lint     ruff check + format check"
 
@@ -27,11 +27,13 @@ prepare: services
 	@$(PY) manage.py make_corpus >/dev/null
 	@$(PY) manage.py collectstatic --noinput -v 0
 	@$(PY) manage.py ensure_superuser
+	@$(PY) manage.py ensure_api_token
 
 up: prepare
 	@scripts/stack.sh start
-	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/  (browsable: /api/jobs)"
-	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME)"
+	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/  (browsable: /api/jobs, after admin login)"
+	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password: DJANGO_SUPERUSER_PASSWORD in .env)"
+	@echo "Token:  $$(grep -E '^OCRLAB_API_TOKEN=' .env | cut -d= -f2)  (user bench; send 'Authorization: Token ...')"
 
 down:
 	@scripts/stack.sh stop
@@ -46,7 +48,7 @@ demo: up
 	@$(PY) manage.py runbench --quick
 	@scripts/stack.sh start
 	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/"
-	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password from DJANGO_SUPERUSER_PASSWORD)"
+	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password: DJANGO_SUPERUSER_PASSWORD in .env)"
 
 test: services
 	@$(PY) manage.py make_corpus >/dev/null

@@ -4,9 +4,12 @@
     locust -f locust/locustfile.py --headless -u 16 -r 16 --ocr-version v4 --jobs-per-user 16
 
 Sync users (V0-V2) time the call. Job users (V3-V6, and `api` with --backend ALIAS) submit,
-poll until DONE/FAILED or the deadline, and report one "job end-to-end" sample per job
-beside the submit request (a failure when FAILED or past the deadline). Each user does
---jobs-per-user jobs, then idles; when every user is done the run stops (headless: quits).
+then wait until DONE/FAILED or the deadline: by default with the API's long-poll
+(`GET ...?wait=S`, S = the time left, at most 60; --wait-mode wait), or by polling with
+growing delays (--wait-mode poll, up to --poll-interval) for comparison; they report one
+"job end-to-end" sample per job beside the submit request (a failure when FAILED or past
+the deadline). Each user does --jobs-per-user jobs, then idles; when every user is done
+the run stops (headless: quits).
 
 The class is chosen by --ocr-version unless classes are named on the command line
 (`locust -f locust/locustfile.py V5JobUser`) or picked with --class-picker.
@@ -15,7 +18,9 @@ The class is chosen by --ocr-version unless classes are named on the command lin
 from __future__ import annotations
 
 import logging
+import sys
 import time
+from pathlib import Path
 
 import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
@@ -27,15 +32,24 @@ from ocr_scenario import (
     POLL_NAME,
     SUBMIT_NAME,
     VERSIONS,
+    WAIT_MODES,
+    WAIT_NAME,
     job_outcome,
     poll_delays,
     scenario_from_options,
+    wait_param_s,
 )
 
 from locust import FastHttpUser, constant, events, task
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from ocrproject.env import api_auth_headers, load_dotenv  # noqa: E402 (needs ROOT on the path)
+
+load_dotenv(ROOT / ".env")  # OCRLAB_API_TOKEN, unless the environment already sets it
 DEFAULT_HOST = "http://127.0.0.1:8000"
 IDLE_S = 1.0
+NETWORK_SLACK_S = 10.0  # a ?wait= answer may come a little after the wait it asked for
 FINAL_STATS_WAIT_S = 2.5
 log = logging.getLogger("ocrlab")
 _done_users: set[int] = set()
@@ -48,7 +62,8 @@ OPTIONS = [  # (flag, type, help); defaults from ocr_scenario.DEFAULTS
     ("--pdf-name", str, "corpus document: sample.pdf, multipage.pdf, degraded.pdf"),
     ("--deadline", float, "seconds a job may take end to end before it counts as timed out"),
     ("--jobs-per-user", int, "jobs each user runs before it stops"),
-    ("--poll-interval", float, "longest wait between status polls (s)"),
+    ("--wait-mode", str, "wait: long-poll GET ?wait=S (default); poll: repeated GETs"),
+    ("--poll-interval", float, "longest wait between status polls (s), --wait-mode poll"),
     ("--poll-initial", float, "first wait before polling (s); doubles up to --poll-interval"),
     ("--run-tag", str, "label stored on every job (OcrJob.run_tag)"),
 ]
@@ -59,7 +74,7 @@ def add_arguments(parser) -> None:
     """The lab's options, on the command line and in the web UI's custom parameters."""
     for flag, kind, text in OPTIONS:
         dest = flag[2:].replace("-", "_")
-        choices = list(VERSIONS) if dest == "ocr_version" else None
+        choices = {"ocr_version": list(VERSIONS), "wait_mode": list(WAIT_MODES)}.get(dest)
         parser.add_argument(
             flag,
             type=kind,
@@ -75,10 +90,11 @@ class _OcrUser(FastHttpUser):
     version = "v3"
     host = DEFAULT_HOST
     wait_time = constant(0)
+    default_headers = api_auth_headers()  # Authorization: Token $OCRLAB_API_TOKEN
 
     def __init__(self, environment) -> None:
         self.scenario = scenario_from_options(environment.parsed_options, self.version)
-        self.network_timeout = self.scenario.deadline_s
+        self.network_timeout = self.scenario.deadline_s + NETWORK_SLACK_S
         self.connection_timeout = self.scenario.deadline_s
         super().__init__(environment)
         self.jobs_done = 0
@@ -153,7 +169,19 @@ class _JobUser(_OcrUser):
             return job_id
 
     def wait(self, job_id: str, started: float) -> str | None:
-        """Poll with growing waits; the last status seen (DONE/FAILED, or not finished)."""
+        """The last status seen (DONE/FAILED, or not finished at the deadline)."""
+        if self.scenario.wait_mode == "poll":
+            return self.wait_polling(job_id, started)
+        deadline, status = started + self.scenario.deadline_s, None
+        while status not in FINISHED:
+            wait_s = wait_param_s(deadline - time.perf_counter())
+            if wait_s is None:
+                break
+            status = self.poll(job_id, wait_s=wait_s) or status
+        return status
+
+    def wait_polling(self, job_id: str, started: float) -> str | None:
+        """Poll with growing waits (--wait-mode poll, for comparison)."""
         s, status = self.scenario, None
         deadline = started + s.deadline_s
         for delay in poll_delays(s.poll_initial_s, s.poll_interval_s):
@@ -166,10 +194,12 @@ class _JobUser(_OcrUser):
                 return status
         return status
 
-    def poll(self, job_id: str) -> str | None:
-        with self.client.get(
-            self.scenario.status_path(job_id), name=POLL_NAME, catch_response=True
-        ) as resp:
+    def poll(self, job_id: str, wait_s: float | None = None) -> str | None:
+        """One status GET (a long-poll one with `wait_s`); the status, None on an error."""
+        path, name = self.scenario.status_path(job_id), POLL_NAME
+        if wait_s is not None:
+            path, name = f"{path}?wait={wait_s:g}", WAIT_NAME
+        with self.client.get(path, name=name, catch_response=True) as resp:
             if resp.status_code != 200:
                 resp.failure(f"HTTP {resp.status_code}: {_short(resp.text)}")
                 return None

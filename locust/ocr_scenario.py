@@ -14,6 +14,9 @@ FINISHED = ("DONE", "FAILED", "CANCELLED")
 
 SUBMIT_NAME = "submit"  # the bench reads this line of the stats CSV for submit latency
 POLL_NAME = "poll"
+WAIT_NAME = "wait"  # GET ...?wait=S: the API answers when the job ends (long-poll)
+WAIT_MODES = ("wait", "poll")
+WAIT_MAX_S = 60.0  # the API's limit on ?wait=
 JOB_TYPE, JOB_NAME = "JOB", "job end-to-end"
 
 DEFAULTS = {
@@ -25,6 +28,7 @@ DEFAULTS = {
     "jobs_per_user": 16,
     "poll_interval": 0.2,
     "poll_initial": 0.01,
+    "wait_mode": "wait",
     "run_tag": "",
 }
 
@@ -49,6 +53,7 @@ class Scenario:
     jobs_per_user: int = 16
     poll_interval_s: float = 1.0
     poll_initial_s: float = 0.01
+    wait_mode: str = "wait"
     run_tag: str = ""
 
     @property
@@ -80,6 +85,8 @@ class Scenario:
         """Raise ValueError on options no run can use."""
         if self.version not in VERSIONS:
             raise ValueError(f"--ocr-version must be one of {', '.join(VERSIONS)}")
+        if self.wait_mode not in WAIT_MODES:
+            raise ValueError(f"--wait-mode must be one of {', '.join(WAIT_MODES)}")
         if self.deadline_s <= 0 or self.jobs_per_user < 1 or self.poll_interval_s <= 0:
             raise ValueError("--deadline, --jobs-per-user and --poll-interval must be > 0")
 
@@ -100,6 +107,7 @@ def scenario_from_options(options: object, version: str | None = None) -> Scenar
         jobs_per_user=int(get("jobs_per_user")),
         poll_interval_s=float(get("poll_interval")),
         poll_initial_s=float(get("poll_initial")),
+        wait_mode=str(get("wait_mode")),
         run_tag=str(get("run_tag")),
     )
     scenario.check()
@@ -112,6 +120,14 @@ def poll_delays(initial_s: float, maximum_s: float) -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * 2, maximum_s)
+
+
+def wait_param_s(remaining_s: float) -> float | None:
+    """The `?wait=` value for a job with `remaining_s` left: capped at the API's limit,
+    None when the deadline has passed."""
+    if remaining_s <= 0:
+        return None
+    return round(min(max(remaining_s, 0.001), WAIT_MAX_S), 3)
 
 
 def job_outcome(status: str | None, elapsed_s: float, deadline_s: float) -> Exception | None:

@@ -49,3 +49,11 @@ def api_auth_headers() -> dict[str, str]:
     OCRLAB_API_TOKEN (written to .env by the set-up), or none when it is not set."""
     token = os.environ.get(API_TOKEN_ENV, "").strip()
     return {"Authorization": f"Token {token}"} if token else {}
+
+
+def dotenv_set(path: Path, key: str, value: str) -> None:
+    """Create or replace the `KEY=value` line of a .env file (other lines kept)."""
+    lines = path.read_text().splitlines() if path.is_file() else []
+    kept = [line for line in lines if line.partition("=")[0].strip() != key]
+    path.write_text("\n".join([*kept, f"{key}={value}"]) + "\n")
+    os.environ[key] = value

@@ -44,11 +44,17 @@ def api_command(*, port: int, host: str = "127.0.0.1", workers: int = 2) -> list
     ]
 
 
+OCR_SERVER_URLCONF = "ocrproject.ocr_urls"
+
+
 def ocr_server_command(*, port: int, host: str = "127.0.0.1") -> list[str]:
-    """One OCR server: gunicorn, one sync worker = one OCR at a time = one core."""
+    """One OCR server: gunicorn, one sync worker = one OCR at a time = one core. It mounts
+    only /ocr/predict (its own URLconf)."""
     return [
         str(BIN / "gunicorn"),
         "ocrproject.wsgi:application",
+        "--env",
+        f"DJANGO_ROOT_URLCONF={OCR_SERVER_URLCONF}",
         "--bind",
         f"{host}:{port}",
         "--workers",

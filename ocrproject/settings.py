@@ -30,6 +30,15 @@ if not DEBUG:
     CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     SECURE_CONTENT_TYPE_NOSNIFF = True
     X_FRAME_OPTIONS = "DENY"
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (README "Configuration").
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", True)
+    if env_bool("DJANGO_BEHIND_PROXY", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # Health probes and the internal API -> OCR server hop stay plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$", r"^ocr/predict$"]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -39,6 +48,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from local static files
     "apps.ocr",
@@ -59,7 +69,9 @@ MIDDLEWARE = [
     "apps.jobs.middleware.PoolTimeoutMiddleware",
 ]
 
-ROOT_URLCONF = "ocrproject.urls"
+# The OCR servers run with DJANGO_ROOT_URLCONF=ocrproject.ocr_urls (ocrproject/launch.py):
+# /ocr/predict lives there only.
+ROOT_URLCONF = env_str("DJANGO_ROOT_URLCONF", "ocrproject.urls")
 WSGI_APPLICATION = "ocrproject.wsgi.application"
 ASGI_APPLICATION = "ocrproject.asgi.application"
 
@@ -136,11 +148,20 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    # The lab's API is open on loopback; put it behind your own auth before exposing it.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
-    "UNAUTHENTICATED_USER": None,
+    # Token for clients (`Authorization: Token ...`), session for the browsable API.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.jobs.throttling.TokenRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "apps.jobs.pagination.JobPagination",
 }
+# Requests per token (DRF rate: N/s, N/min, N/hour); empty = no limit. Staff and holders
+# of the bench permission are exempt. Counted per API process (local-memory cache).
+API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min")
+API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
+API_PAGE_MAX = env_int("API_PAGE_MAX", 500)
 SPECTACULAR_SETTINGS = {
     "TITLE": "OCR job-queue lab",
     "DESCRIPTION": "One OCR task through sync calls (V0-V2) and job queues (V3-V6).",
@@ -175,12 +196,22 @@ API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 64 * 1024)
 API_JSON_MAX_DEPTH = env_int("API_JSON_MAX_DEPTH", 32)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+# Any request body above this is refused with 413 before it is read (ocrproject/bodylimit.py,
+# in front of Django on the API and the OCR servers): the upload limit plus multipart room.
+REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES + 1024 * 1024)
 
 # --- jobs -----------------------------------------------------------------------------
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
 JOB_TIME_LIMIT_S = env_float("JOB_TIME_LIMIT_S", 300.0)
 JOB_LEASE_S = env_float("JOB_LEASE_S", 30.0)
-JOB_RETRY_DELAY_S = env_float("JOB_RETRY_DELAY_S", 1.0)
+# `python manage.py purge_jobs` deletes finished jobs (rows, uploads, PDFs) older than this.
+JOB_RETENTION_DAYS = env_float("JOB_RETENTION_DAYS", 7.0)
+# Retry backoff (apps/jobs/retry.py): attempt n waits ~BASE * 2**(n-1) s, at most MAX.
+JOB_RETRY_BASE_S = env_float("JOB_RETRY_BASE_S", 1.0)
+JOB_RETRY_MAX_S = env_float("JOB_RETRY_MAX_S", 60.0)
+# Address-space limit of the process that runs one job (0: none). An allocation past it
+# fails the job with error_code `memory` instead of taking the worker down.
+JOB_MEMORY_LIMIT_MB = env_int("JOB_MEMORY_LIMIT_MB", 4096)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # A QUEUED job whose message has not been claimed this long is sent again (a message lost
@@ -217,6 +248,8 @@ JOB_BACKENDS = {
         "VERSION": "v6",
         "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS},
     },
+    # In-process queue for the fast core tests (one process only: no runworker).
+    "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend", "IN_PROCESS": True},
 }
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
 # outbox relay at work.

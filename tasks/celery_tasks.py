@@ -8,10 +8,12 @@ from celery import Celery, Task
 
 
 def run_process_job(job_id: str) -> str:
-    """Run one job; returns what happened (done, failed, retry, skipped, stale)."""
-    from tasks.process import process_job
+    """Run one job; returns what happened (done, failed, retry, skipped, stale, poison)."""
+    from tasks.consume import handle_message
+    from tasks.limits import prestart
 
-    return process_job(job_id)
+    prestart()
+    return handle_message(job_id)
 
 
 def register(app: Celery, name: str) -> Task:

@@ -16,8 +16,8 @@ is the same CLI, tied to its parent's life (runworker uses it).
 
 Settings for long CPU-heavy jobs: one thread per process, one message prefetched; the
 actor never retries (max_retries=0: process_job republishes a retry itself); its time
-limit sits above JOB_TIME_LIMIT_S (which process_job cannot enforce in a worker thread)
-and below RabbitMQ's consumer_timeout (30 min by default).
+limit is a backstop above JOB_TIME_LIMIT_S (which process_job enforces by killing the
+workload's child process, in any thread) and below RabbitMQ's consumer_timeout (30 min by default).
 """
 
 import logging
@@ -97,10 +97,11 @@ def make_message(alias: str, job_id: str) -> dramatiq.Message:
 def process_job_actor(job_id: str) -> None:
     """Run one job; a Dramatiq time limit is stored on the job (see process.INTERRUPTS)."""
     from tasks import process
+    from tasks.consume import handle_message
 
     if TimeLimitExceeded not in process.INTERRUPTS:
         process.INTERRUPTS.append(TimeLimitExceeded)
-    process.process_job(job_id)
+    handle_message(job_id)
 
 
 def declare_actor(broker: dramatiq.Broker, alias: str) -> dramatiq.Actor:

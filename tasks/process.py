@@ -1,51 +1,69 @@
 """`process_job(job_id)`: the one task body behind every backend.
 
-Claim (guarded) -> run the workload under a lease heartbeat and a wall-clock limit ->
-store DONE or FAILED (or put it back for a retry). A message whose job is not claimable
-(finished, or running elsewhere under a live lease) is skipped, so the adapter acks it and
-a redelivery never doubles a result.
+Claim (guarded) -> run the workload in a child process under a hard time limit, a memory
+limit and a lease heartbeat (tasks/limits.py) -> store DONE, or FAILED / a retry as the
+retry policy says (apps/jobs/retry.py). A message whose job is not claimable (finished,
+cancelled, or running elsewhere under a live lease) is skipped, so the adapter acks it
+and a redelivery never doubles a result. A lost lease abandons the job without storing.
+The final write survives a short database restart (retried with backoff).
 """
 
 import logging
-import signal
-import threading
 import time
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Callable
 from uuid import UUID
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from apps.jobs import services
-from tasks.workloads import WorkloadError, effective_workload, run_workload
+from apps.jobs.models import OcrJob
+from apps.jobs.retry import ErrorCode
+from tasks.child import WorkReply, WorkRequest
+from tasks.limits import Lease, LeaseLost, drop_connection, run_limited
+from tasks.workloads import effective_workload
 
 log = logging.getLogger("tasks.process")
-
-
-class JobTimeout(Exception):
-    pass
-
+STORE_RETRY_S = 30.0  # keep retrying the final write this long (a PostgreSQL restart)
+STORE_RETRY_FIRST_S = 0.25
+STORE_RETRY_MAX_S = 5.0
 
 # Framework time limits that are BaseExceptions (Dramatiq's TimeLimitExceeded): adapters
-# register theirs, so a limit hit is stored like any failure (retried or FAILED).
+# register theirs, so a limit hit is stored as a timeout (the child is killed first).
 INTERRUPTS: list[type[BaseException]] = []
+# What process_job saw, per outcome, in this process (poison/orphan counts for logs).
+OUTCOMES: Counter[str] = Counter()
 
 
 def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) -> str:
-    """Run one job to its end; returns what happened: done, failed, retry, skipped, stale.
+    """Run one job to its end; returns what happened: done, failed, retry, skipped,
+    stale, abandoned (lease lost) or orphan (no such job).
 
     `claimed` is a job the caller already claimed (the `db` backend claims and picks in
     one statement); every other backend passes only the id from its message.
     """
-    close_old_connections()
+    if not connection.in_atomic_block:  # (tests run inside one transaction)
+        close_old_connections()
     job_id = UUID(str(job_id))
     worker = worker or services.worker_name()
     job = claimed or services.job_claim(job_id=job_id, worker=worker)
     if job is None:
-        log.info("job %s skipped: not claimable (finished or held elsewhere)", job_id)
-        return "skipped"
+        outcome = "skipped" if OcrJob.objects.filter(id=job_id).exists() else "orphan"
+        log.log(
+            logging.INFO if outcome == "skipped" else logging.WARNING,
+            "job %s %s: %s",
+            job_id,
+            outcome,
+            "not claimable (finished, cancelled, backing off or held elsewhere)"
+            if outcome == "skipped"
+            else "no such job; message dropped",
+        )
+        OUTCOMES[outcome] += 1
+        return outcome
     started = time.monotonic()
     outcome = _run(job, worker)
+    OUTCOMES[outcome] += 1
     log.info(
         "job %s %s backend=%s workload=%s attempt=%d %.3fs worker=%s",
         job_id,
@@ -59,77 +77,77 @@ def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) 
     return outcome
 
 
-def _run(job, worker: str) -> str:
+def _request(job: OcrJob) -> WorkRequest:
+    return WorkRequest(
+        job_id=str(job.id),
+        workload=effective_workload(job),
+        document=job.document,
+        upload=job.upload.name if job.upload else "",
+        language=job.language,
+        memory_limit_mb=settings.JOB_MEMORY_LIMIT_MB,
+    )
+
+
+def _run(job: OcrJob, worker: str) -> str:
+    lease = Lease(job.id, job.attempts, settings.JOB_LEASE_S)
     try:
-        with heartbeat(job.id, job.attempts), time_limit(settings.JOB_TIME_LIMIT_S):
-            result = run_workload(job)
-    except Exception as exc:  # every failure is stored on the job, never lost
-        return _fail(job, exc)
+        reply = run_limited(_request(job), lease=lease, time_limit_s=settings.JOB_TIME_LIMIT_S)
+    except LeaseLost as exc:
+        log.warning("%s: workload killed, job abandoned without storing", exc)
+        return "abandoned"
     except BaseException as exc:
-        if not isinstance(exc, tuple(INTERRUPTS)):
-            raise
-        limit = JobTimeout(f"job exceeded the worker's time limit ({type(exc).__name__})")
-        return _fail(job, limit)
+        if not isinstance(exc, (Exception, *INTERRUPTS)):
+            raise  # KeyboardInterrupt, SystemExit: the child is dead already
+        reply = WorkReply(
+            ok=False,
+            error=f"job stopped by the worker's time limit ({type(exc).__name__})",
+            code=ErrorCode.TIMEOUT if _is_time_limit(exc) else ErrorCode.CRASHED,
+        )
+    if not reply.ok:
+        return _fail(job, reply)
     try:
-        services.job_succeed(job_id=job.id, attempt=job.attempts, result=result)
+        _durably(
+            lambda: services.job_succeed(job_id=job.id, attempt=job.attempts, result=reply.result)
+        )
     except services.StaleClaim as exc:
         log.warning("%s", exc)
         return "stale"
     return "done"
 
 
-def _fail(job, exc: Exception) -> str:
-    error = f"{type(exc).__name__}: {exc}"
-    permanent = isinstance(exc, WorkloadError) and exc.permanent
+def _is_time_limit(exc: BaseException) -> bool:
+    return isinstance(exc, tuple(INTERRUPTS)) or "TimeLimit" in type(exc).__name__
+
+
+def _fail(job: OcrJob, reply: WorkReply) -> str:
     try:
-        retry = services.job_fail(
-            job_id=job.id, attempt=job.attempts, error=error, retry=not permanent
+        retry = _durably(
+            lambda: services.job_fail(
+                job_id=job.id,
+                attempt=job.attempts,
+                error=reply.error,
+                code=reply.code,
+                retry=not reply.permanent,
+            )
         )
     except services.StaleClaim as stale:
         log.warning("%s", stale)
         return "stale"
-    if retry:
-        services.job_publish(job_id=job.id, backend=job.backend)
-        return "retry"
-    return "failed"
+    return "retry" if retry else "failed"
 
 
-@contextmanager
-def heartbeat(job_id: UUID, attempt: int):
-    """Extend the job's lease every third of it while the workload runs."""
-    stop = threading.Event()
-
-    def beat() -> None:
+def _durably(write: Callable[[], object]):
+    """Run a guarded write, retrying database errors with backoff for STORE_RETRY_S.
+    StaleClaim (the guard said no) is never retried."""
+    deadline = time.monotonic() + STORE_RETRY_S
+    delay_s = STORE_RETRY_FIRST_S
+    while True:
         try:
-            while not stop.wait(settings.JOB_LEASE_S / 3):
-                services.job_heartbeat(job_id=job_id, attempt=attempt)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-@contextmanager
-def time_limit(seconds: float):
-    """Raise JobTimeout in the main thread after `seconds` (no-op in other threads, where
-    the framework's own limit applies, e.g. Dramatiq's time_limit)."""
-    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
-        yield
-        return
-
-    def expire(signum, frame):
-        raise JobTimeout(f"job exceeded its time limit of {seconds:g}s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+            return write()
+        except DatabaseError as exc:
+            if time.monotonic() + delay_s > deadline or connection.in_atomic_block:
+                raise
+            log.warning("storing a job failed (%s); retrying in %.2fs", exc, delay_s)
+            drop_connection()
+            time.sleep(delay_s)
+            delay_s = min(2 * delay_s, STORE_RETRY_MAX_S)

@@ -41,17 +41,19 @@ def worker_main(alias: str, index: int) -> None:
     django.setup()
     from apps.jobs.services import worker_name
     from tasks.backends.registry import get_backend
-    from tasks.process import process_job
+    from tasks.consume import consume_loop, handle_message
+    from tasks.limits import prestart
 
     name = worker_name()
     log.info("worker %d (%s) consuming %s", index, name, alias)
+    prestart()  # the workload's child process starts while the consumer connects
 
     def handle(job_id, claimed=None) -> str:
-        return process_job(job_id, worker=name, claimed=claimed)
+        return handle_message(job_id, worker=name, claimed=claimed)
 
     backend = get_backend(alias)
     try:
-        backend.consume(handle, stop=stop)
+        consume_loop(backend.open_consumer(name), handle, stop=stop)
     finally:
         backend.close()
     log.info("worker %d (%s) stopped", index, name)

@@ -39,8 +39,48 @@ def test_database_url() -> str:
 
 
 @pytest.fixture
-def subprocess_env(db):
-    """Environment for child processes: same test database and queue names as the test."""
+def make_api_user(db):
+    """make_api_user("alice", bench=False, staff=False) -> (user, token key)."""
+    from apps.jobs.management.commands.ensure_api_token import ensure_api_user
+
+    def make(username: str, *, bench: bool = False, staff: bool = False):
+        token = ensure_api_user(username=username, bench=bench)
+        if staff:
+            token.user.is_staff = True
+            token.user.save(update_fields=["is_staff"])
+        return token.user, token.key
+
+    return make
+
+
+@pytest.fixture
+def api_token(make_api_user, monkeypatch) -> str:
+    """The `bench` user's token (bench permission, like `make prepare` makes it), also set
+    as OCRLAB_API_TOKEN so api_auth_headers(), the bench and child processes send it."""
+    _, key = make_api_user("bench", bench=True)
+    monkeypatch.setenv("OCRLAB_API_TOKEN", key)
+    return key
+
+
+@pytest.fixture
+def auth_headers(api_token) -> dict[str, str]:
+    from ocrproject.env import api_auth_headers
+
+    return api_auth_headers()
+
+
+@pytest.fixture
+def api_client(auth_headers):
+    """Django's test client, authenticated as the `bench` user with its token."""
+    from django.test import Client
+
+    return Client(headers=auth_headers)
+
+
+@pytest.fixture
+def subprocess_env(db, api_token):
+    """Environment for child processes: same test database and queue names as the test,
+    and the `bench` user's token (OCRLAB_API_TOKEN)."""
     return {**os.environ, "DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1"}
 
 

@@ -24,6 +24,8 @@ class CellSpec:
     workload: str
     deadline_s: float
     repeat: int = 1
+    family: str = "load"  # "load" (locust, apps.bench.runner) or a family of apps.bench.scenarios
+    repeats: int = 1  # runs inside one warm stack (families only); results carry repeat 1..N
 
     @property
     def key(self) -> tuple:
@@ -40,6 +42,8 @@ class CellSpec:
     @property
     def cell_id(self) -> str:
         name = self.target.replace(":", "-")
+        if self.family != "load":
+            return f"{name}-{self.family}-w{self.workers}-r{self.repeat}"
         load = self.workload.replace(":", "")
         return f"{name}-{load}-w{self.workers}-u{self.users}x{self.jobs_per_user}-r{self.repeat}"
 

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import base64
 import csv
-import html
 import json
 import re
 from pathlib import Path
 
+from markdown_it import MarkdownIt
+
+from apps.bench import report_families as rf
+from apps.bench.charts import write_charts
 from apps.bench.cpu_report import sections as cpu_sections
-from apps.bench.plots import write_plots
+from apps.bench.decision import decide
+from apps.bench.plots import PLOTS
 from apps.bench.report import render_markdown
+
+REPLACED = ("throughput.png", "latency.png", "pickup.png")  # drawn by apps.bench.charts
 
 SPEC_COLUMNS = [
     "target",
@@ -60,11 +66,36 @@ def write_all(
             "results": [_no_jobs(r) for r in results],
         },
     )
-    plots = write_plots(summaries, out_dir)
-    markdown = render_markdown(summaries, targets, context, plots, cpu_sections(summaries))
+    markdown = render_report(out_dir, results, summaries, targets, context)
     (out_dir / "report.md").write_text(markdown)
     (out_dir / "index.html").write_text(markdown_to_html(markdown, out_dir))
     return out_dir / "report.md"
+
+
+def render_report(
+    out_dir: Path, results: list[dict], summaries: list[dict], targets: list[dict], context: dict
+) -> str:
+    """Plots and report.md text: the reference table, the answer, the families, the rest."""
+    plots = write_charts(summaries, results, context, out_dir)
+    plots += [
+        name
+        for name, plot in PLOTS.items()
+        if name not in plots and name not in REPLACED and plot(summaries, out_dir / name)
+    ]
+    load = [  # the load cells' tables; failed family cells go to "Skipped or failed cells"
+        s for s in summaries if s["spec"].get("family", "load") == "load" or s["status"] != "ok"
+    ]
+    decision = decide(summaries, results, context)
+    answer = [rf.decision_table(decision), rf.advice_lines(decision)]
+    families = [
+        rf.pickup_table(summaries),
+        rf.mixed_table(summaries),
+        rf.overload_table(summaries),
+        rf.faults_table(context.get("chaos") or [], context.get("chaos_note", "")),
+        rf.cost_table(results),
+    ]
+    extra = cpu_sections(load)  # CPU per component, submit capacity (apps.bench.cpu_report)
+    return render_markdown(load, targets, context, plots, extra, answer=answer, families=families)
 
 
 def _no_jobs(result: dict) -> dict:
@@ -132,9 +163,9 @@ def _durations(job: dict) -> dict:
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>OCR job-queue bench</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px}}
-th{{background:#f3f3f3}}td.r{{text-align:right}}img{{max-width:100%}}
+<style>body{{font-family:sans-serif;max-width:1300px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;margin:1em 0;font-size:90%}}
+td,th{{border:1px solid #ccc;padding:3px 8px}}th{{background:#f3f3f3}}img{{max-width:100%}}
 code{{background:#f3f3f3;padding:0 3px}}</style></head><body>
 {body}
 </body></html>
@@ -142,50 +173,15 @@ code{{background:#f3f3f3;padding:0 3px}}</style></head><body>
 
 
 def markdown_to_html(markdown: str, image_dir: Path) -> str:
-    """The report as one self-contained page (images inlined); handles what report.md uses."""
-    out, rows = [], []
-    for line in markdown.splitlines():
-        if line.startswith("|"):
-            rows.append(line)
-            continue
-        if rows:
-            out.append(_html_table(rows))
-            rows = []
-        out.append(_html_line(line, image_dir))
-    if rows:
-        out.append(_html_table(rows))
-    return PAGE.format(body="\n".join(part for part in out if part))
+    """The report as one self-contained page (markdown-it-py, GFM tables; images inlined)."""
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return PAGE.format(
+        body=re.sub(r'src="([^"/:]+\.png)"', lambda m: _inline_png(m, image_dir), body)
+    )
 
 
-def _inline(text: str) -> str:
-    return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text, quote=False))
-
-
-def _html_line(line: str, image_dir: Path) -> str:
-    if line.startswith("## "):
-        return f"<h2>{_inline(line[3:])}</h2>"
-    if line.startswith("# "):
-        return f"<h1>{_inline(line[2:])}</h1>"
-    if line.startswith("- "):
-        return f"<li>{_inline(line[2:])}</li>"
-    image = re.fullmatch(r"!\[(.*)\]\((.*)\)", line)
-    if image:
-        data = base64.b64encode((image_dir / image.group(2)).read_bytes()).decode()
-        alt = html.escape(image.group(1))
-        return f'<p><img alt="{alt}" src="data:image/png;base64,{data}"></p>'
-    return f"<p>{_inline(line)}</p>" if line.strip() else ""
-
-
-def _html_table(lines: list[str]) -> str:
-    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
-    header, align, body = cells[0], cells[1], cells[2:]
-    right = [a.endswith(":") for a in align]
-    head = "".join(f"<th>{_inline(c)}</th>" for c in header)
-    trs = [
-        "".join(
-            f"<td{' class=r' if r else ''}>{_inline(c)}</td>"
-            for c, r in zip(row, right, strict=False)
-        )
-        for row in body
-    ]
-    return "<table><tr>" + head + "</tr>" + "".join(f"<tr>{tr}</tr>" for tr in trs) + "</table>"
+def _inline_png(match: re.Match, image_dir: Path) -> str:
+    path = image_dir / match.group(1)
+    if not path.is_file():
+        return match.group(0)
+    return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"'

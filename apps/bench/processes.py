@@ -71,9 +71,17 @@ def start_stack(
 
 
 def locust_command(
-    spec: CellSpec, *, host: str, csv_prefix: Path, tag: str, pdf_name: str, poll_interval_s: float
+    spec: CellSpec,
+    *,
+    host: str,
+    csv_prefix: Path,
+    tag: str,
+    pdf_name: str,
+    poll_interval_s: float,
+    wait_mode: str = "wait",
 ) -> list[str]:
-    """Headless locust for one cell: U users at once, J jobs each, then it quits."""
+    """Headless locust for one cell: U users at once, J jobs each, then it quits. Job users
+    wait on the API's long-poll (`wait_mode` "wait") or poll every `poll_interval_s`."""
     run_time_s = int(spec.jobs_per_user * (spec.deadline_s + 5) + 60)
     version = spec.version
     cmd = [
@@ -106,6 +114,8 @@ def locust_command(
         str(spec.jobs_per_user),
         "--poll-interval",
         f"{poll_interval_s:g}",
+        "--wait-mode",
+        wait_mode,
         "--run-tag",
         tag,
     ]

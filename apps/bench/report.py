@@ -26,7 +26,7 @@ def count_ratio(count: float | None, ratio: float | None) -> str:
 
 def table(header: list[str], rows: list[list[str]], align: str = "") -> list[str]:
     """Markdown table lines; `align` is one char per column, 'l' or 'r' (default 'l')."""
-    marks = [("---:" if a == "r" else "---") for a in align.ljust(len(header), "l")]
+    marks = [("---:" if a == "r" else "---") for a in align.ljust(len(header), "l")[: len(header)]]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
     return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
@@ -36,16 +36,16 @@ def _ok(summaries: list[dict]) -> list[dict]:
 
 
 def reference_cells(summaries: list[dict]) -> tuple[str, list[dict]]:
-    """The first table's caption and cells: 16x16 at 60 s OCR, else the nearest we have."""
+    """The first table's caption and cells: 16 x 1 at 60 s OCR, else the nearest we have."""
     ok = _ok(summaries)
     ocr = [s for s in ok if s["spec"]["workload"] == "ocr"]
     ref = [s for s in ocr if all(s["spec"][k] == v for k, v in REFERENCE.items())]
     if ref:
-        return "16 users x 16 jobs, 60 s deadline, OCR (the reference scenario)", ref
+        return "16 jobs submitted at once, 60 s deadline, OCR (the reference scenario)", ref
     cells = ocr or ok
     what = "OCR" if ocr else "every workload"
     return (
-        f"the 16 x 16 / 60 s reference was not run; {what}, as run "
+        f"the 16 jobs at once / 60 s reference was not run; {what}, as run "
         "(users x jobs and deadline per row)"
     ), cells
 
@@ -67,6 +67,8 @@ def reference_table(summaries: list[dict]) -> list[str]:
             ]
         )
     header = ["target", "workers", "users x jobs / deadline", "successes", "errors", "timeouts"]
+    if not rows:
+        return ["## Successes and errors", "", "Not measured: this run had no OCR load cells."]
     return [f"## Successes and errors: {caption}", ""] + table(header, rows, "lrlrrr")
 
 
@@ -262,18 +264,22 @@ def render_markdown(
     context: dict,
     plots: list[str],
     extra: list[list[str]] = (),
+    *,
+    answer: list[list[str]] = (),
+    families: list[list[str]] = (),
 ) -> str:
-    """The whole report.md; `extra` sections (e.g. CPU, submit capacity) go before the plots."""
+    """The whole report.md: the reference table, then `answer`, `families`, the load tables;
+    `extra` sections (e.g. CPU, submit capacity) go before the plots."""
     parts = [
         [
             "# OCR job-queue bench",
             "",
             f"Results of `{context.get('command', 'runbench')}` "
-            f"({len(summaries)} cells). Raw data: cells.csv, jobs.csv, cells.json.",
+            f"({len(summaries)} load cells). Raw data: cells.csv, jobs.csv, cells.json.",
         ]
     ]
+    parts += [reference_table(summaries), *answer, *families]
     parts += [
-        reference_table(summaries),
         targets_table(targets),
         throughput_table(summaries),
         latency_table(summaries),

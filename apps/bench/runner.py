@@ -54,6 +54,7 @@ class RunConfig:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     drain_timeout_s: float = 300.0
     poll_interval_s: float = 0.2
+    wait_mode: str = "wait"  # locust job users: long-poll ?wait= ("wait") or "poll"
     pdf_name: str = "sample.pdf"
     api_workers: int = 2
     warmup_jobs: int = 2
@@ -252,6 +253,7 @@ def run_locust(spec: CellSpec, host: str, tag: str, cell_dir: Path, config: RunC
         tag=tag,
         pdf_name=config.pdf_name,
         poll_interval_s=config.poll_interval_s,
+        wait_mode=config.wait_mode,
     )
     with (cell_dir / "locust.log").open("wb") as log:
         proc = subprocess.Popen(

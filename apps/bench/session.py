@@ -6,6 +6,7 @@ current cell; the cells done so far are still written and saved.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import sys
 import time
@@ -16,14 +17,23 @@ from typing import TextIO
 from django.conf import settings
 from django.utils import timezone
 
-from apps.bench import system
+from apps.bench import faults, system
 from apps.bench.aggregate import summarize
 from apps.bench.cells import CellSpec
 from apps.bench.export import write_all
 from apps.bench.load_targets import evaluate_load
 from apps.bench.models import BenchRun, BenchStatus
 from apps.bench.runner import RunConfig, run_cell
+from apps.bench.scenarios import FULL, FamilyParams, run_family_cell
 from apps.bench.targets import evaluate
+
+
+@dataclass(frozen=True)
+class ChaosSource:
+    """Where the faults table comes from: a chaos.json to copy in, or backends to run on."""
+
+    path: Path | None = None
+    backends: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -35,6 +45,8 @@ class BenchOptions:
     bare_runs: int = 3
     command: str = "manage.py runbench"
     params: dict = field(default_factory=dict)
+    families: FamilyParams = FULL
+    chaos: ChaosSource | None = None
 
 
 @dataclass
@@ -63,11 +75,27 @@ def progress_line(index: int, total: int, elapsed_s: float, label: str) -> str:
     return f"[{index}/{total}] {label}  elapsed {format_duration(elapsed_s)}  ETA ~{eta}"
 
 
+FAMILY_LINE = (
+    "pickup_p99_ms",
+    "burst_throughput",
+    "hol_penalty_s",
+    "short_p95_s",
+    "capacity_per_s",
+    "peak_depth",
+    "drain_s",
+    "lost",
+)
+
+
 def cell_line(result: dict) -> str:
     """One line about a finished cell, for the progress output."""
     if result["status"] != "ok":
         return f"    {result['status']}: {result['note']}"
     m = result["metrics"]
+    if result["spec"].get("family", "load") != "load":
+        shown = {k: v for k, v in m.items() if k in FAMILY_LINE}
+        text = ", ".join(f"{k} {v:.3g}" for k, v in shown.items() if v is not None)
+        return f"    ok: {text}" + (f"  ({result['note']})" if result["note"] else "")
     thr = m.get("throughput")
     burst = m.get("burst_throughput")
     extra = f", burst {burst:.1f} jobs/s" if burst else ""
@@ -119,6 +147,7 @@ def run_bench(options: BenchOptions, *, stream: TextIO | None = None) -> BenchOu
     try:
         _bare(options, context, stream)
         _run_cells(options, results, stream, stamp=timezone.now().strftime("%y%m%d%H%M%S"))
+        _chaos(options, context, stream)
     except KeyboardInterrupt:
         status = BenchStatus.INTERRUPTED
         stream.write(
@@ -151,14 +180,34 @@ def _bare(options: BenchOptions, context: dict, stream: TextIO) -> None:
     stream.write(f"    bare run_ocr: {context['bare_ocr']['median_s']:.2f} s\n")
 
 
+def _chaos(options: BenchOptions, context: dict, stream: TextIO) -> None:
+    """Bring chaos.json into the run's folder: copy the given file, or run the command."""
+    source, out = options.chaos, options.config.out_dir / "chaos.json"
+    if source is None:
+        return
+    if source.path is not None:
+        shutil.copyfile(source.path, out)
+        return
+    stream.write(f"running manage.py chaos on {', '.join(source.backends)}...\n")
+    note = faults.run_chaos(out, options.config.env, source.backends)
+    if note:
+        context["chaos_note"] = note
+        stream.write(f"    chaos: {note}\n")
+
+
 def _run_cells(options: BenchOptions, results: list[dict], stream: TextIO, stamp: str) -> None:
     started, total = time.monotonic(), len(options.cells)
     for index, spec in enumerate(options.cells, start=1):
         stream.write(progress_line(index, total, time.monotonic() - started, spec.cell_id) + "\n")
         stream.flush()
         tag = f"b{stamp}-c{index:03d}-r{spec.repeat:02d}"[:64]
-        results.append(run_cell(spec, tag, options.config))
-        stream.write(cell_line(results[-1]) + "\n")
+        if spec.family == "load":
+            done = [run_cell(spec, tag, options.config)]
+        else:
+            done = run_family_cell(spec, tag, options.config, options.families)
+        results += done
+        for result in done:
+            stream.write(cell_line(result) + "\n")
     stream.write(f"all {total} cells done in {format_duration(time.monotonic() - started)}\n")
 
 
@@ -171,6 +220,7 @@ def _finish(
     context.update(
         finished=timezone.now().isoformat(timespec="seconds"),
         interrupted=status == BenchStatus.INTERRUPTED,
+        chaos=faults.load_chaos(options.config.out_dir / "chaos.json"),
     )
     summaries = summarize(results)
     bare_s = (context.get("bare_ocr") or {}).get("median_s")

@@ -82,6 +82,9 @@ class OcrJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        permissions = [
+            ("run_bench_workloads", "Can submit bench workloads (noop, fail, sleep:S, cpu:S)")
+        ]
         indexes = [
             models.Index(
                 fields=["backend", "created_at"],

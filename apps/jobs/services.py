@@ -1,8 +1,9 @@
 """Every state change of an `OcrJob` happens here, guarded by its current status.
 
-Transitions:  PENDING -> QUEUED -> RUNNING -> DONE | FAILED; RUNNING -> QUEUED for a retry;
-RUNNING -> PENDING for an expired lease and QUEUED -> PENDING when a republish fails
-(PENDING means "needs a message": the relay sends it). Each is a conditional UPDATE, so
+Transitions:  PENDING -> QUEUED -> RUNNING -> DONE | FAILED; RUNNING -> PENDING for a
+retry (with `run_after`, apps/jobs/retry.py) and for an expired lease; QUEUED -> PENDING
+when a republish fails (PENDING means "needs a message": the relay sends it once due).
+Leases are times of the database's clock (`Now()`), never a host's. Each is a conditional UPDATE, so
 two workers can never both finish a job: a claim that loses (job finished, or running
 under a live lease) returns None and the caller acks and skips the message.
 """
@@ -15,14 +16,28 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Least
+from django.db.models.functions import Coalesce, Least, Now
 from django.utils import timezone
 
-from apps.jobs.models import READY, JobStatus, OcrJob
+from apps.jobs import retry as retry_policy
+from apps.jobs.models import FINISHED, READY, JobStatus, OcrJob
+from apps.jobs.retry import ErrorCode
+from apps.jobs.selectors import media_path
 
 log = logging.getLogger(__name__)
+SYNC_LEASE_MARGIN_S = 30.0  # a sync call's lease: the HTTP timeout plus this
+HTTP_BACKEND = "http"  # the backend of V0-V2 calls
+
+
+def _due() -> Q:
+    """Jobs whose retry backoff is over (or that never failed)."""
+    return Q(run_after__isnull=True) | Q(run_after__lte=Now())
+
+
+def _lease(seconds: float):
+    return Now() + timedelta(seconds=seconds)
 
 
 class StaleClaim(Exception):
@@ -51,10 +66,13 @@ def job_create(
     language: str = "eng",
     run_tag: str = "",
     publish: bool = True,
+    owner=None,
 ) -> OcrJob:
-    """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox)."""
+    """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox).
+    `owner` (a user, or None for the lab's own jobs) is the only non-staff user to see it."""
     with transaction.atomic():
         job = OcrJob.objects.create(
+            owner=owner,
             version=version,
             backend=backend,
             document=document,
@@ -100,11 +118,10 @@ def job_mark_queued(*, job_id: UUID, at) -> None:
 
 @transaction.atomic
 def job_claim(*, job_id: UUID, worker: str) -> OcrJob | None:
-    """Take a ready job: RUNNING, attempt + 1, lease. None if it is not claimable."""
-    job = OcrJob.objects.select_for_update().filter(id=job_id).first()
-    if job is None or job.status not in READY:
-        return None
-    return _take(job, worker)
+    """Take a ready job: RUNNING, attempt + 1, lease. None if it is not claimable
+    (unknown, finished, CANCELLED, running elsewhere, or waiting out its backoff)."""
+    job = OcrJob.objects.select_for_update().filter(_due(), id=job_id, status__in=READY).first()
+    return None if job is None else _take(job, worker)
 
 
 @transaction.atomic
@@ -112,7 +129,7 @@ def job_claim_next(*, backend: str, worker: str) -> OcrJob | None:
     """The `db` queue: the oldest ready job of `backend`, skipping rows others are taking."""
     job = (
         OcrJob.objects.select_for_update(skip_locked=True)
-        .filter(backend=backend, status__in=READY)
+        .filter(_due(), backend=backend, status__in=READY)
         .order_by("created_at")
         .first()
     )
@@ -121,36 +138,33 @@ def job_claim_next(*, backend: str, worker: str) -> OcrJob | None:
 
 def _take(job: OcrJob, worker: str) -> OcrJob | None:
     if job.attempts >= job.max_attempts:
-        _finish(job, JobStatus.FAILED, error=job.error or "no attempts left")
+        last = f" (last: {job.error})" if job.error else ""
+        _finish(job, JobStatus.FAILED, error=f"no attempts left{last}", code=ErrorCode.NO_ATTEMPTS)
         return None
-    now = timezone.now()
-    job.status = JobStatus.RUNNING
-    job.attempts += 1
-    job.worker = worker
-    job.started_at = now
-    job.queued_at = job.queued_at or now
-    job.lease_expires_at = now + timedelta(seconds=settings.JOB_LEASE_S)
-    job.save(
-        update_fields=[
-            "status",
-            "attempts",
-            "worker",
-            "started_at",
-            "queued_at",
-            "lease_expires_at",
-        ]
+    OcrJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        worker=worker,
+        started_at=Now(),
+        queued_at=Coalesce(F("queued_at"), Now()),
+        lease_expires_at=_lease(settings.JOB_LEASE_S),
+        run_after=None,
+    )
+    job.refresh_from_db(
+        fields=["status", "attempts", "worker", "started_at", "queued_at", "lease_expires_at"]
     )
     return job
 
 
 def job_start_sync(
-    *, version: str, document: str, language: str = "eng", run_tag: str = ""
+    *, version: str, document: str, language: str = "eng", run_tag: str = "", owner=None
 ) -> OcrJob:
     """Record a V0-V2 call: it runs at once, so it is born RUNNING."""
     now = timezone.now()
     return OcrJob.objects.create(
+        owner=owner,
         version=version,
-        backend="http",
+        backend=HTTP_BACKEND,
         document=document,
         language=language,
         run_tag=run_tag,
@@ -160,13 +174,14 @@ def job_start_sync(
         worker="",
         queued_at=now,
         started_at=now,
-        lease_expires_at=now + timedelta(seconds=settings.OCR_HTTP_TIMEOUT_S),
+        lease_expires_at=now + timedelta(seconds=settings.OCR_HTTP_TIMEOUT_S + SYNC_LEASE_MARGIN_S),
     )
 
 
 def job_heartbeat(*, job_id: UUID, attempt: int) -> bool:
-    lease = timezone.now() + timedelta(seconds=settings.JOB_LEASE_S)
-    return _running(job_id, attempt).update(lease_expires_at=lease) == 1
+    """Extend the lease (database clock). False when the attempt is no longer held:
+    reclaimed after its lease ran out, or CANCELLED by an operator."""
+    return _running(job_id, attempt).update(lease_expires_at=_lease(settings.JOB_LEASE_S)) == 1
 
 
 def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = "") -> None:
@@ -179,30 +194,62 @@ def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = 
         result_pdf=result.pdf,
         timings=result.timings,
         error="",
+        error_code="",
         **({"worker": worker} if worker else {}),
     )
     if updated != 1:
         raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; result dropped")
+    _notify_finished(job_id)
 
 
-def job_fail(*, job_id: UUID, attempt: int, error: str, retry: bool = True) -> bool:
-    """Store the error. Returns True when the job was put back in the queue for a retry."""
+def job_fail(*, job_id: UUID, attempt: int, error: str, code: str = "", retry: bool = True) -> bool:
+    """Store the error and its `code`. Returns True when the retry policy (apps/jobs/retry)
+    put the job back (PENDING, `run_after` = now + backoff; the relay sends it when due);
+    `retry=False` fails it at once."""
+    code = code or ErrorCode.OCR_FAILED
     with transaction.atomic():
         job = _running(job_id, attempt).select_for_update().first()
         if job is None:
             raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; error dropped")
-        if retry and job.attempts < job.max_attempts:
-            job.status, job.error, job.lease_expires_at = JobStatus.QUEUED, error, None
-            job.save(update_fields=["status", "error", "lease_expires_at"])
+        if retry and retry_allowed(job, code):
+            OcrJob.objects.filter(pk=job.pk).update(
+                status=JobStatus.PENDING,
+                error=error,
+                error_code=code,
+                lease_expires_at=None,
+                run_after=Now() + retry_policy.backoff(job.attempts),
+            )
             return True
-        _finish(job, JobStatus.FAILED, error=error)
+        _finish(job, JobStatus.FAILED, error=error, code=code)
         return False
 
 
-def _finish(job: OcrJob, status: str, *, error: str = "") -> None:
-    job.status, job.error = status, error
+def retry_allowed(job: OcrJob, code: str) -> bool:
+    return retry_policy.should_retry(
+        code=code,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        previous_code=job.error_code,
+    )
+
+
+def _finish(job: OcrJob, status: str, *, error: str = "", code: str = "") -> None:
+    job.status, job.error, job.error_code = status, error, code
     job.finished_at, job.lease_expires_at = timezone.now(), None
-    job.save(update_fields=["status", "error", "finished_at", "lease_expires_at"])
+    job.save(update_fields=["status", "error", "error_code", "finished_at", "lease_expires_at"])
+    _notify_finished(job.id)
+
+
+def finished_channel() -> str:
+    """The NOTIFY channel on which `?wait=` requests (apps/jobs/waiting.py) listen."""
+    return f"{settings.QUEUE_PREFIX}_finished"
+
+
+def _notify_finished(job_id: UUID) -> None:
+    """Wake the job's waiters; PostgreSQL delivers it when this transaction commits.
+    Every change to DONE, FAILED or CANCELLED calls it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_notify(%s, %s)", [finished_channel(), str(job_id)])
 
 
 def _running(job_id: UUID, attempt: int):
@@ -211,32 +258,48 @@ def _running(job_id: UUID, attempt: int):
 
 def jobs_requeue_expired(*, backend: str) -> list[UUID]:
     """RUNNING jobs whose lease ran out (their worker died): back to PENDING, to be sent."""
-    now = timezone.now()
     with transaction.atomic():
         ids = list(
             OcrJob.objects.select_for_update(skip_locked=True)
-            .filter(backend=backend, status=JobStatus.RUNNING, lease_expires_at__lt=now)
+            .filter(backend=backend, status=JobStatus.RUNNING, lease_expires_at__lt=Now())
             .values_list("id", flat=True)
         )
         OcrJob.objects.filter(id__in=ids).update(
             status=JobStatus.PENDING,
             lease_expires_at=None,
             error=Value("lease expired: worker lost, job requeued"),
+            error_code=ErrorCode.LEASE_LOST,
         )
     return ids
 
 
+def jobs_fail_expired_sync() -> int:
+    """V0-V2 calls whose lease ran out (the API process died mid-call): FAILED."""
+    return OcrJob.objects.filter(
+        backend=HTTP_BACKEND, status=JobStatus.RUNNING, lease_expires_at__lt=Now()
+    ).update(
+        status=JobStatus.FAILED,
+        finished_at=Now(),
+        lease_expires_at=None,
+        error="the sync call was lost (API process gone); no result",
+        error_code=ErrorCode.LEASE_LOST,
+    )
+
+
 def jobs_relay(*, backend: str) -> dict[str, int]:
     """The outbox relay: republish jobs that have no message in flight for sure: stale
-    PENDING ones (publish failed), lease-expired ones (worker died) and, for brokers, QUEUED
-    ones whose message is long overdue (lost before any claim). Duplicates are harmless:
-    a claim skips a job that is not ready."""
+    PENDING ones (publish failed, or a retry whose backoff is over), lease-expired ones
+    (worker died) and, for brokers, QUEUED ones whose message is long overdue (lost before
+    any claim). Duplicates are harmless: a claim skips a job that is not ready. Also fails
+    sync (V0-V2) calls whose lease ran out."""
     from tasks.backends.registry import get_backend
 
     now = timezone.now()
+    sync_failed = jobs_fail_expired_sync()
     expired = jobs_requeue_expired(backend=backend)
     ready = OcrJob.objects.filter(backend=backend)
     stale = ready.filter(
+        _due(),
         status=JobStatus.PENDING,
         created_at__lt=now - timedelta(seconds=settings.RELAY_PENDING_GRACE_S),
     )
@@ -249,7 +312,12 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
         if not job_publish(job_id=job_id, backend=backend):
             break  # broker down: one timeout per pass; the rest stay PENDING for the next
         published += 1
-    return {"expired": len(expired), "stale": len(stale_ids), "published": published}
+    return {
+        "expired": len(expired),
+        "stale": len(stale_ids),
+        "published": published,
+        "sync_failed": sync_failed,
+    }
 
 
 def jobs_delete(*, q: Q | None = None) -> int:
@@ -268,7 +336,7 @@ def job_cancel(*, job_id: UUID) -> bool:
     """Stop a job that has not finished: CANCELLED. A waiting job is never claimed (claims
     take only PENDING/QUEUED rows); a running one loses its lease, so its worker's next
     heartbeat and its result update match no row."""
-    return (
+    cancelled = (
         OcrJob.objects.filter(id=job_id, status__in=CANCELLABLE).update(
             status=JobStatus.CANCELLED,
             finished_at=timezone.now(),
@@ -278,6 +346,9 @@ def job_cancel(*, job_id: UUID) -> bool:
         )
         == 1
     )
+    if cancelled:
+        _notify_finished(job_id)
+    return cancelled
 
 
 def job_retry(*, job_id: UUID) -> bool:
@@ -307,3 +378,33 @@ def job_requeue(*, job_id: UUID) -> bool:
     claim). False when the job is not waiting or the broker did not take the message."""
     job = OcrJob.objects.filter(id=job_id, status__in=READY).only("backend").first()
     return job is not None and job_publish(job_id=job_id, backend=job.backend)
+
+
+PURGE_BATCH = 500
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    jobs: int = 0
+    files: int = 0
+
+
+def jobs_purge(*, older_than: timedelta) -> PurgeResult:
+    """Delete finished jobs created more than `older_than` ago with their upload and PDF
+    (files only under MEDIA_ROOT; a file already gone is fine). Batches keep memory flat."""
+    cutoff = timezone.now() - older_than
+    old = OcrJob.objects.filter(status__in=FINISHED, created_at__lt=cutoff)
+    jobs = files = 0
+    while batch := list(old.values_list("id", "upload", "result_pdf")[:PURGE_BATCH]):
+        with transaction.atomic():
+            jobs += OcrJob.objects.filter(id__in=[row[0] for row in batch]).delete()[0]
+        files += sum(_unlink(name) for _, *names in batch for name in names)
+    return PurgeResult(jobs=jobs, files=files)
+
+
+def _unlink(name: str) -> bool:
+    path = media_path(name)
+    if path is None or not path.is_file():
+        return False
+    path.unlink(missing_ok=True)
+    return True

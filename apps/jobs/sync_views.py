@@ -3,30 +3,65 @@
 - V0 blocks a server thread for the whole call (a sync view).
 - V1 makes the same call from an async view: the event loop serves others while it waits.
 - V2 is V1 spread over N OCR servers, least outstanding requests first.
-Each call is recorded as an OcrJob (born RUNNING, ends DONE or FAILED), so every version
-can be inspected in the admin.
+Each call is recorded as an OcrJob (born RUNNING, ends DONE or FAILED on every path: a
+client that disconnects or an error mid-call fails it here; if the API process dies, the
+relay fails it once its lease runs out), so every version can be inspected in the admin.
 """
+
+import asyncio
+import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.jobs import services
+from apps.jobs.retry import ErrorCode
 from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balancer
-from apps.ocr.inputs import DocumentInput, parse_document
+from apps.ocr.inputs import DocumentInput, DocumentSerializer, parse_document
 from apps.ocr.parsers import JsonBodyError, check_length, declared_length, load_json
 
+log = logging.getLogger(__name__)
 
-def start_call(version: str, document: DocumentInput, tag: str = ""):
+
+def start_call(version: str, document: DocumentInput, tag: str = "", owner=None):
     return services.job_start_sync(
-        version=version, document=document.name, language=document.language, run_tag=tag
+        version=version,
+        document=document.name,
+        language=document.language,
+        run_tag=tag,
+        owner=owner,
     )
+
+
+class _AccessGate(APIView):
+    """DRF's authentication, permission and throttle checks for the async views (V1, V2),
+    so they answer exactly like every other endpoint (401, 403, 429 with Retry-After)."""
+
+    def post(self, request):  # never called: only `initial` runs
+        raise NotImplementedError
+
+
+def check_access(request) -> tuple[object, HttpResponse | None]:
+    """(user, None) when the call may go on, else (None, the rendered DRF error)."""
+    gate = _AccessGate()
+    drf_request = gate.initialize_request(request)
+    gate.request, gate.args, gate.kwargs = drf_request, (), {}
+    gate.headers = gate.default_response_headers
+    try:
+        gate.initial(drf_request)
+    except Exception as exc:  # DRF's APIExceptions; anything else re-raises in handler
+        response = gate.finalize_response(drf_request, gate.handle_exception(exc))
+        return None, response.render()
+    return drf_request.user, None
 
 
 def _tag(data) -> str:
@@ -61,17 +96,30 @@ def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
             "server": outcome.server,
         }
     error = f"{outcome.status}: {body.get('detail', body)}"
-    services.job_fail(job_id=job.id, attempt=job.attempts, error=error, retry=False)
+    abandon_call(job, error=error, code=ErrorCode.HTTP_FAILED)
     return outcome.status, {"job_id": str(job.id), "version": job.version, **body}
+
+
+def abandon_call(job, *, error: str, code: str) -> None:
+    """FAILED with `code`, unless the call already ended (the relay failed it)."""
+    try:
+        services.job_fail(job_id=job.id, attempt=job.attempts, error=error, code=code, retry=False)
+    except services.StaleClaim:
+        log.warning("sync job %s had already ended; %s not stored", job.id, code)
 
 
 class V0SyncView(APIView):
     """V0: the server thread waits for the OCR server."""
 
+    @extend_schema(request=DocumentSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request):
         document = parse_document(request.data, request.FILES)
-        job = start_call("v0", document, _tag(request.data))
-        outcome = predict_sync(settings.OCR_SERVER_URLS[0], document.http_payload())
+        job = start_call("v0", document, _tag(request.data), owner=request.user)
+        try:
+            outcome = predict_sync(settings.OCR_SERVER_URLS[0], document.http_payload())
+        except BaseException as exc:
+            abandon_call(job, error=f"call failed: {exc!r}", code=ErrorCode.HTTP_FAILED)
+            raise
         code, body = finish_call(job, outcome)
         return Response(body, status=code)
 
@@ -94,16 +142,31 @@ async def _parse(request) -> tuple[DocumentInput, str] | JsonResponse:
         return JsonResponse(exc.detail, status=400, safe=False)
 
 
-async def _async_call(request, version: str, pick_server) -> JsonResponse:
+async def _async_call(request, version: str, pick_server) -> HttpResponse:
+    user, refused = await sync_to_async(check_access)(request)
+    if refused is not None:
+        return refused
     parsed = await _parse(request)
     if isinstance(parsed, JsonResponse):
         return parsed
     document, tag = parsed
-    job = await sync_to_async(start_call)(version, document, tag)
-    async with pick_server() as server:
-        outcome = await predict_async(server, document.http_payload())
+    job = await sync_to_async(start_call)(version, document, tag, user)
+    try:
+        async with pick_server() as server:
+            outcome = await predict_async(server, document.http_payload())
+    except asyncio.CancelledError:  # the client disconnected: the call is abandoned
+        await _abandon(job, "the client disconnected before the answer", ErrorCode.CLIENT_GONE)
+        raise
+    except Exception as exc:
+        await _abandon(job, f"call failed: {exc!r}", ErrorCode.HTTP_FAILED)
+        raise
     code, body = await sync_to_async(finish_call)(job, outcome)
     return JsonResponse(body, status=code)
+
+
+async def _abandon(job, error: str, code: str) -> None:
+    # Shielded: a second cancellation must not stop the job from being stored.
+    await asyncio.shield(sync_to_async(abandon_call)(job, error=error, code=code))
 
 
 class _Fixed:

@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from apps.jobs import sync_views, views
+from apps.jobs import sync_views, views, wait_views
 
 
 class QueueVersion:
@@ -22,10 +22,10 @@ urlpatterns = [
     path("<qv:version>/ocr/jobs", views.VersionJobsView.as_view(), name="version-jobs"),
     path(
         "<qv:version>/ocr/jobs/<uuid:job_id>",
-        views.JobDetailView.as_view(),
+        wait_views.job_detail,
         name="version-job-detail",
     ),
     path("api/jobs", views.ApiJobsView.as_view(), name="jobs"),
-    path("api/jobs/<uuid:job_id>", views.JobDetailView.as_view(), name="job-detail"),
+    path("api/jobs/<uuid:job_id>", wait_views.job_detail, name="job-detail"),
     path("api/jobs/<uuid:job_id>/pdf", views.JobPdfView.as_view(), name="job-pdf"),
 ]

@@ -1,12 +1,15 @@
 """Queue versions V3-V6 and the all-backends API: submit (202), status, list, PDF."""
 
 from django.http import FileResponse, Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.jobs import selectors, services
+from apps.jobs.pagination import JobPagination
+from apps.jobs.permissions import check_workload_allowed
 from apps.jobs.serializers import JobOutputSerializer
 from apps.ocr.inputs import DocumentSerializer
 from tasks.backends.registry import backend_aliases, backend_for_version
@@ -37,7 +40,9 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
     serializer = serializer_class(data=request.data)
     serializer.is_valid(raise_exception=True)
     data, document = serializer.validated_data, serializer.document()
+    check_workload_allowed(user=request.user, workload=data["workload"])
     job = services.job_create(
+        owner=request.user,
         version=version,
         backend=backend or data["backend"],
         document=document.name,
@@ -48,6 +53,15 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
     )
     body = JobOutputSerializer(job, context={"request": request}).data
     return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+
+
+def _page(request, view, filters: dict):
+    """One page of the caller's jobs: {count, next, previous, results}."""
+    jobs = selectors.job_list(user=request.user, filters=filters)
+    paginator = JobPagination()
+    page = paginator.paginate_queryset(jobs, request, view=view)
+    data = JobOutputSerializer(page, many=True, context={"request": request}).data
+    return paginator.get_paginated_response(data)
 
 
 class VersionJobsView(APIView):
@@ -61,8 +75,7 @@ class VersionJobsView(APIView):
 
     @extend_schema(responses=JobOutputSerializer(many=True))
     def get(self, request, version: str):
-        jobs = selectors.job_list(filters={**request.query_params.dict(), "version": version})
-        return Response(JobOutputSerializer(jobs, many=True, context={"request": request}).data)
+        return _page(request, self, {**request.query_params.dict(), "version": version})
 
 
 class ApiJobsView(APIView):
@@ -74,26 +87,34 @@ class ApiJobsView(APIView):
 
     @extend_schema(responses=JobOutputSerializer(many=True))
     def get(self, request):
-        jobs = selectors.job_list(filters=request.query_params.dict())
-        return Response(JobOutputSerializer(jobs, many=True, context={"request": request}).data)
+        return _page(request, self, request.query_params.dict())
+
+
+WAIT_PARAMETER = OpenApiParameter(
+    "wait",
+    float,
+    description="Long-poll: answer as soon as the job is DONE, FAILED or CANCELLED, or "
+    "after this many seconds (0 < wait <= 60) with its current state; 400 otherwise.",
+)
 
 
 class JobDetailView(APIView):
-    @extend_schema(responses=JobOutputSerializer)
+    """A job's state. `?wait=S` is served around this view by wait_views.job_detail."""
+
+    @extend_schema(responses=JobOutputSerializer, parameters=[WAIT_PARAMETER])
     def get(self, request, job_id, version: str | None = None):
-        job = selectors.job_get(job_id=job_id, version=version)
+        job = selectors.job_get(job_id=job_id, version=version, user=request.user)
         return Response(JobOutputSerializer(job, context={"request": request}).data)
 
 
 class JobPdfView(APIView):
     """The searchable PDF of a DONE job."""
 
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     def get(self, request, job_id):
-        from django.conf import settings
-
-        job = selectors.job_get(job_id=job_id)
-        path = (settings.MEDIA_ROOT / job.result_pdf) if job.result_pdf else None
-        if path is None or not path.is_file():
+        job = selectors.job_get(job_id=job_id, user=request.user)
+        path = selectors.job_pdf_path(job=job)
+        if path is None:
             raise Http404("this job has no searchable PDF (yet)")
         return FileResponse(
             path.open("rb"), content_type="application/pdf", filename=f"{job.id}.pdf"

@@ -1,12 +1,15 @@
 """The one small protocol every job backend implements.
 
 An adapter does three things: turn `publish(job_id)` into a message, turn a message back
-into a job id for `handle`, and ack the message after `handle` returns. Job state, retries,
-leases and time limits live in `apps.jobs.services` and `tasks.process`, never here.
+into a job id (a `Consumer`: receive, ack, nack, close), and nothing else: the one
+consume loop (tasks/consume.py) calls `handle` and acks. Job state, retries, leases and
+time limits live in `apps.jobs.services` and `tasks.process`, never here.
 """
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 from uuid import UUID
 
 # handle(job_id) runs the job; the `db` backend, which claims while it picks, passes the
@@ -15,12 +18,39 @@ Handler = Callable[..., str]
 POLL_S = 1.0  # how long a blocking receive waits before re-checking the stop flag
 
 
+@dataclass
+class Message:
+    job_id: str  # the job id as the message carries it (not checked yet)
+    token: Any = None  # the backend's handle for ack/nack (entry id, Kafka message)
+    claimed: Any = None  # the `db` backend claims while it receives: the OcrJob
+
+
+class Consumer(Protocol):
+    """What a plain adapter's worker side implements (one per worker process)."""
+
+    def receive(self, timeout_s: float) -> Message | None:
+        """The next message, or None after `timeout_s`; transport errors may raise."""
+        ...
+
+    def ack(self, message: Message) -> None:
+        """Done with `message` (called after the job is stored, or skipped)."""
+        ...
+
+    def nack(self, message: Message) -> None:
+        """`message` was not handled: let it be delivered again."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group, release connections."""
+        ...
+
+
 class BackendUnavailable(RuntimeError):
     """The broker cannot be reached, or its client library is not installed."""
 
 
 class Backend:
-    """Base class: subclasses override `publish`, `consume` and `purge`."""
+    """Base class: subclasses override `publish`, `open_consumer` and `purge`."""
 
     version: str = "api"
     # True when the job row itself is the message (the `db` backend): nothing to lose.
@@ -35,9 +65,9 @@ class Backend:
         """Send one message naming `job_id`. Raise if the broker did not take it."""
         raise NotImplementedError
 
-    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
-        """In a worker process: receive messages until `stop` is set, one at a time,
-        call `handle(job_id)` for each and ack it only after `handle` returns."""
+    def open_consumer(self, worker: str) -> Consumer:
+        """In a worker process: a Consumer of this backend's queue, named `worker`
+        (tasks/consume.consume_loop runs it). Frameworks consume in their own workers."""
         raise NotImplementedError
 
     def purge(self) -> None:

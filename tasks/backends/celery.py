@@ -19,7 +19,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from tasks.backends.base import Backend, BackendUnavailable, Handler, require
+from tasks.backends.base import Backend, BackendUnavailable, require
 from tasks.supervisor import COMMAND_STOP_GRACE_S, CommandWorkers
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,6 @@ class CeleryBackend(Backend):
             self.app.send_task(TASK_NAME, args=[str(job_id)], queue=self.queue, retry=False)
         except (OperationalError, OSError) as exc:
             raise BackendUnavailable(f"{self.alias}: cannot publish: {exc}") from exc
-
-    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
-        raise NotImplementedError("Celery consumes in its own worker: use run_workers")
 
     def purge(self) -> None:
         """Drop the waiting messages of this alias's queue (declared first if missing)."""

@@ -7,16 +7,16 @@ Polling every POLL_FALLBACK_S covers a lost notification. A killed worker's row 
 status RUNNING until its lease runs out; the relay then puts it back (services).
 """
 
+import contextlib
 import logging
-import threading
 from uuid import UUID
 
 import psycopg
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from apps.jobs import services
-from tasks.backends.base import Backend, Handler
+from tasks.backends.base import Backend, Message
 
 log = logging.getLogger(__name__)
 POLL_FALLBACK_S = 1.0
@@ -33,19 +33,55 @@ class DatabaseBackend(Backend):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [self.channel, str(job_id)])
 
-    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
-        worker = services.worker_name()
-        with psycopg.connect(settings.DATABASE_URL, autocommit=True) as listener:
-            listener.execute(f'LISTEN "{self.channel}"')
-            while not stop.is_set():
-                job = services.job_claim_next(backend=self.alias, worker=worker)
-                if job is not None:
-                    handle(job.id, claimed=job)
-                    continue
-                for _ in listener.notifies(timeout=POLL_FALLBACK_S, stop_after=1):
-                    pass
+    def open_consumer(self, worker: str) -> "TableConsumer":
+        return TableConsumer(self, worker)
 
     def purge(self) -> None:
         from apps.jobs.models import READY, OcrJob
 
         OcrJob.objects.filter(backend=self.alias, status__in=READY).delete()
+
+
+class TableConsumer:
+    """Claim the oldest ready row; between rows, sleep on LISTEN. Survives a database
+    restart: a failed claim or a dead listener connection is retried on the next receive."""
+
+    def __init__(self, backend: DatabaseBackend, worker: str):
+        self.backend, self.worker = backend, worker
+        self.listener: psycopg.Connection | None = None
+
+    def receive(self, timeout_s: float) -> Message | None:
+        try:
+            job = services.job_claim_next(backend=self.backend.alias, worker=self.worker)
+        except DatabaseError:
+            with contextlib.suppress(DatabaseError):
+                connection.close()  # reconnect on the next claim
+            raise
+        if job is not None:
+            return Message(job_id=str(job.id), claimed=job)
+        self._wait(min(timeout_s, POLL_FALLBACK_S))
+        return None
+
+    def _wait(self, timeout_s: float) -> None:
+        try:
+            if self.listener is None or self.listener.closed:
+                self.listener = psycopg.connect(settings.DATABASE_URL, autocommit=True)
+                self.listener.execute(f'LISTEN "{self.backend.channel}"')
+            for _ in self.listener.notifies(timeout=timeout_s, stop_after=1):
+                pass
+        except psycopg.Error:
+            self.close()
+            raise
+
+    def ack(self, message: Message) -> None:
+        """Nothing to do: the row is the message and process_job stored it."""
+
+    def nack(self, message: Message) -> None:
+        """Nothing to do: the row stays RUNNING until its lease runs out (relay)."""
+
+    def close(self) -> None:
+        if self.listener is not None:
+            try:
+                self.listener.close()
+            finally:
+                self.listener = None

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from tasks.backends.base import Backend, BackendUnavailable, Handler, require
+from tasks.backends.base import Backend, BackendUnavailable, require
 from tasks.supervisor import COMMAND_STOP_GRACE_S, CommandWorkers
 
 
@@ -50,9 +50,6 @@ class DramatiqBackend(Backend):
             self.broker.enqueue(make_message(self.alias, str(job_id)))
         except _broker_errors() as exc:
             raise BackendUnavailable(f"{self.alias}: cannot publish: {exc!r}") from exc
-
-    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
-        raise NotImplementedError("Dramatiq consumes in its own worker: use run_workers")
 
     def purge(self) -> None:
         """Drop the waiting messages of this alias's queue (and its delay/dead queues)."""

@@ -24,22 +24,30 @@ joins, restarts or dies) until its job ends. With the eager assignors every memb
 up its partitions and idles meanwhile; with `cooperative-sticky` (used here) members keep
 what they own and only the partitions that move wait for the busy worker.
 
-Purge deletes and recreates the topic. Tansu 0.6 does not implement DeleteRecords, and
-its high watermark counts the last record *batch*, not the last record, so "commit the
-group's offsets at the end" would redeliver part of the last batch there. Deleting the
-topic drops the group's committed offsets on both Tansu and Kafka; on Kafka deletion is
-asynchronous, so purge retries the create until the old topic is gone.
+Purge deletes the consumer group and the topic, then recreates the topic. Tansu 0.6 does
+not implement DeleteRecords, and its high watermark counts the last record *batch*, not
+the last record, so "commit the group's offsets at the end" would redeliver part of the
+last batch there. Deleting the topic drops the group's committed offsets on both Tansu
+and Kafka; on Kafka deletion is asynchronous, so purge retries the create until the old
+topic is gone. The group goes too because Tansu can keep a stopped member as its leader
+for good (see `_delete_group`). Purge is meant for stopped workers: a live librdkafka
+2.x consumer whose topic is deleted and recreated under it can crash (SIGSEGV in its
+metadata cache, seen on Tansu); the supervisor then restarts that worker.
+
+Broker restart (Tansu on memory storage loses topics, groups and producer ids): a failed
+delivery drops the producer, so the next publish builds a new one; a consumer told the
+topic is unknown recreates it, and the relay republishes what was lost.
 """
 
 import logging
+import os
 import threading
 import time
 from uuid import UUID
 
 from django.conf import settings
 
-from apps.jobs import services
-from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Handler, require
+from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
 
 ck = require("confluent_kafka", "confluent-kafka")
 ck_admin = require("confluent_kafka.admin", "confluent-kafka")
@@ -54,6 +62,8 @@ CONNECT_TIMEOUT_MS = 2000
 # half of fetch.wait.max.ms (librdkafka's default 500 ms: ~150-250 ms per job). Kafka
 # answers at once; there a short wait only costs idle consumers a few empty fetches.
 FETCH_WAIT_MS = 50
+MISSING_TOPIC = (ck.KafkaError.UNKNOWN_TOPIC_OR_PART, ck.KafkaError._UNKNOWN_TOPIC)
+DEBUG = os.environ.get("OCRLAB_KAFKA_DEBUG", "")  # librdkafka contexts, e.g. "cgrp,fetch"
 
 
 class KafkaBackend(Backend):
@@ -73,11 +83,15 @@ class KafkaBackend(Backend):
         return f"{settings.QUEUE_PREFIX}-workers-{self.alias}"
 
     def _common(self) -> dict:
-        return {
+        conf = {
             "bootstrap.servers": self.servers,
             "socket.connection.setup.timeout.ms": CONNECT_TIMEOUT_MS,
             "logger": log,  # librdkafka's own log lines go through Django's logging
         }
+        if DEBUG:  # librdkafka's debug lines to stderr (the worker's log)
+            conf.pop("logger")
+            conf["debug"] = DEBUG
+        return conf
 
     def publish(self, job_id: UUID) -> None:
         """Produce one message and wait for its delivery report; raise if not delivered."""
@@ -90,9 +104,21 @@ class KafkaBackend(Backend):
         )
         producer.flush(DELIVERY_TIMEOUT_S + 1)
         if not report or report[0] is not None:
-            self._topic_ready = False  # e.g. purged by another process: create it again
+            self._drop_producer()
             reason = report[0] if report else "no delivery report in time"
             raise BackendUnavailable(f"Kafka at {self.servers} did not take job {job_id}: {reason}")
+
+    def _drop_producer(self) -> None:
+        """Forget the producer and the topic: the next publish builds both again. An
+        idempotent producer whose broker restarted (Tansu: memory storage, producer ids
+        and topics gone) times out every message until rebuilt; a purge by another
+        process leaves it writing to a topic that is gone."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+            self._topic_ready = False
+        if producer is not None:
+            producer.purge()  # drop what it still holds: the relay sends those jobs again
+            producer.flush(0)
 
     def _get_producer(self):
         with self._lock:
@@ -111,25 +137,28 @@ class KafkaBackend(Backend):
                 )
             return self._producer
 
-    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
-        """Poll, handle and commit one message at a time until `stop` is set."""
+    def open_consumer(self, worker: str) -> "TopicConsumer":
+        """A member `worker` of the group: poll one message, commit it after handling."""
         self.ensure_topic()
-        consumer = ck.Consumer(self._consumer_config())
+        consumer = ck.Consumer(self._consumer_config(worker))
         consumer.subscribe([self.topic])
         log.info("consuming topic %s in group %s", self.topic, self.group)
-        try:
-            while not stop.is_set():
-                msg = consumer.poll(POLL_S)
-                if msg is not None:
-                    self._process(consumer, msg, handle)
-        finally:
-            consumer.close()  # leave the group now, not after the session timeout
+        return TopicConsumer(consumer, self.topic, on_missing_topic=self._recreate_topic)
 
-    def _consumer_config(self) -> dict:
+    def _recreate_topic(self) -> None:
+        """The broker lost the topic (restarted on memory storage): create it again, so
+        that jobs the relay republishes have somewhere to go."""
+        self._topic_ready = False
+        try:
+            self.ensure_topic()
+        except BackendUnavailable as exc:
+            log.warning("topic %s is missing and cannot be created yet: %s", self.topic, exc)
+
+    def _consumer_config(self, worker: str) -> dict:
         return {
             **self._common(),
             "group.id": self.group,
-            "client.id": services.worker_name(),
+            "client.id": worker,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "cooperative-sticky",
@@ -140,20 +169,6 @@ class KafkaBackend(Backend):
                 (settings.JOB_TIME_LIMIT_S + POLL_INTERVAL_MARGIN_S) * 1000
             ),
         }
-
-    def _process(self, consumer, msg, handle: Handler) -> None:
-        if msg.error():
-            log.warning("consumer error on %s: %s", self.topic, msg.error())
-            return
-        where = f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
-        if msg.value():
-            handle(msg.value().decode())
-        else:  # not ours: never crash-loop on it
-            log.error("message %s has no job id; committed and dropped", where)
-        try:
-            consumer.commit(message=msg, asynchronous=False)
-        except ck.KafkaException as exc:  # rebalanced meanwhile: the new owner skips it
-            log.warning("commit of %s failed: %s", where, exc)
 
     def ensure_topic(self) -> None:
         """Create the topic with KAFKA_PARTITIONS partitions unless it exists."""
@@ -181,8 +196,10 @@ class KafkaBackend(Backend):
         return True
 
     def purge(self) -> None:
-        """Delete and recreate the topic: its messages and the group's offsets go."""
+        """Delete the group and the topic, then recreate the topic: its messages, the
+        group's offsets and its members go."""
         admin = self._admin()
+        self._delete_group(admin)
         future = admin.delete_topics([self.topic], request_timeout=ADMIN_TIMEOUT_S)
         try:
             future[self.topic].result(ADMIN_TIMEOUT_S + 1)
@@ -196,6 +213,22 @@ class KafkaBackend(Backend):
             time.sleep(0.5)
         self._topic_ready = True
 
+    def _delete_group(self, admin) -> None:
+        """Delete the consumer group, so the next workers join a new one. On Tansu 0.6 a
+        member that stopped (even with LeaveGroup) can stay the group's leader for good:
+        every later JoinGroup names it, its SyncGroup never comes, and the new members
+        rejoin with "rebalance in progress" forever. Kafka refuses to delete a group
+        with live members (NON_EMPTY_GROUP): those keep it, as they should."""
+        future = admin.delete_consumer_groups([self.group], request_timeout=ADMIN_TIMEOUT_S)
+        try:
+            future[self.group].result(ADMIN_TIMEOUT_S + 1)
+        except ck.KafkaException as exc:
+            code = exc.args[0].code()
+            if code == ck.KafkaError.NON_EMPTY_GROUP:
+                log.warning("purge of %s: group %s still has members", self.topic, self.group)
+            elif code != ck.KafkaError.GROUP_ID_NOT_FOUND:
+                raise BackendUnavailable(f"cannot delete group {self.group}: {exc}") from exc
+
     def close(self) -> None:
         """Deliver what the producer still holds, then drop it."""
         with self._lock:
@@ -203,3 +236,46 @@ class KafkaBackend(Backend):
                 self._producer.flush(DELIVERY_TIMEOUT_S)
                 self._producer = None
         self._topic_ready = False
+
+
+class TopicConsumer:
+    """One consumer of the group: any value is handed on (a value that is no job id is
+    poison: the handler drops it and it is committed like any other)."""
+
+    def __init__(self, consumer, topic: str, on_missing_topic=None):
+        self.consumer, self.topic = consumer, topic
+        self.on_missing_topic = on_missing_topic
+
+    def receive(self, timeout_s: float = POLL_S) -> Message | None:
+        msg = self.consumer.poll(timeout_s)
+        if msg is None:
+            return None
+        if msg.error():
+            log.warning("consumer error on %s: %s", self.topic, msg.error())
+            if msg.error().code() in MISSING_TOPIC and self.on_missing_topic:
+                self.on_missing_topic()
+            return None
+        raw = (msg.value() or b"").decode("utf-8", errors="replace")
+        return Message(job_id=raw, token=msg)
+
+    def ack(self, message: Message) -> None:
+        """Commit offset + 1 synchronously. A failed commit (rebalanced meanwhile) is
+        logged: the partition's new owner gets the message again and skips it."""
+        msg = message.token
+        try:
+            self.consumer.commit(message=msg, asynchronous=False)
+        except ck.KafkaException as exc:
+            log.warning("commit of %s failed: %s", _where(msg), exc)
+
+    def nack(self, message: Message) -> None:
+        """Seek back to the message, so the next poll delivers it again."""
+        msg = message.token
+        partition = ck.TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        self.consumer.seek(partition)
+
+    def close(self) -> None:
+        self.consumer.close()  # leave the group now, not after the session timeout
+
+
+def _where(msg) -> str:
+    return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"

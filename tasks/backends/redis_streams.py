@@ -24,13 +24,11 @@ after `handle` has stored the job's result.
 import logging
 import threading
 import time
-from contextlib import contextmanager
 from uuid import UUID
 
 from django.conf import settings
 
-from apps.jobs import services
-from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Handler, require
+from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
 
 redis = require("redis", "redis")
 log = logging.getLogger(__name__)
@@ -87,13 +85,13 @@ class RedisStreamsBackend(Backend):
         self.ensure_group()
         self.client.xadd(self.stream, {"job_id": str(job_id)})
 
-    def consume(self, handle: Handler, *, stop: threading.Event) -> None:
-        """Read, handle and ack one entry at a time until `stop` is set."""
+    def open_consumer(self, worker: str) -> "StreamWorker":
+        """A consumer of the group named `worker` (read, ack one entry at a time)."""
         try:
             self.ensure_group()
         except redis.ConnectionError as exc:
             raise BackendUnavailable(f"Redis at {self.url} does not answer: {exc}") from exc
-        StreamWorker(self, services.worker_name()).run(handle, stop)
+        return StreamWorker(self, worker)
 
     def purge(self) -> None:
         """Delete the stream (and with it the group and its pending entries)."""
@@ -109,7 +107,8 @@ class RedisStreamsBackend(Backend):
 
 
 class StreamWorker:
-    """One consumer of the group: the receive loop and its upkeep (reclaim, trim)."""
+    """One consumer of the group (a tasks/consume Consumer) and its upkeep (reclaim,
+    trim). While an entry is being handled, a thread keeps it fresh until ack or nack."""
 
     def __init__(self, backend: RedisStreamsBackend, name: str):
         self.backend, self.name = backend, name
@@ -118,65 +117,62 @@ class StreamWorker:
         self.upkeep_every_s = settings.JOB_LEASE_S / 3
         self.next_upkeep = 0.0
         self.cursor = "0-0"
-
-    def run(self, handle: Handler, stop: threading.Event) -> None:
         log.info("consuming stream %s as %s", self.stream, self.name)
-        while not stop.is_set():
-            entry = self._next(stop)
-            if entry is not None:
-                self._process(entry, handle)
+
+    def receive(self, timeout_s: float = POLL_S) -> Message | None:
+        entry = self._next(timeout_s)
+        if entry is None:
+            return None
+        entry_id, fields = entry
+        done = threading.Event()
+        thread = threading.Thread(
+            target=self._touch, args=(entry_id, done), name=f"touch-{entry_id}", daemon=True
+        )
+        thread.start()
+        return Message(job_id=fields.get("job_id") or "", token=(entry_id, done, thread))
+
+    def ack(self, message: Message) -> None:
+        entry_id = self._release(message)
+        self.r.xack(self.stream, GROUP, entry_id)
+
+    def nack(self, message: Message) -> None:
+        """Leave the entry pending: it goes idle and is taken over (XAUTOCLAIM)."""
+        self._release(message)
+
+    def close(self) -> None:
         self._leave()
 
-    def _next(self, stop: threading.Event) -> tuple[str, dict] | None:
+    def _release(self, message: Message) -> str:
+        entry_id, done, thread = message.token
+        done.set()
+        thread.join()
+        return entry_id
+
+    def _touch(self, entry_id: str, done: threading.Event) -> None:
+        """Reset the entry's idle time while the job runs, so no one takes it over."""
+        while not done.wait(self.upkeep_every_s):
+            try:
+                self.r.xclaim(self.stream, GROUP, self.name, 0, [entry_id], justid=True)
+            except redis.RedisError as exc:
+                log.warning("could not refresh entry %s: %s", entry_id, exc)
+
+    def _next(self, timeout_s: float) -> tuple[str, dict] | None:
         try:
-            return self._reclaim_due() or self._read()
+            return self._reclaim_due() or self._read(timeout_s)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            log.warning("Redis unreachable (%s); retrying in %gs", exc, POLL_S)
-            stop.wait(POLL_S)
+            log.warning("Redis unreachable (%s); retrying in %gs", exc, timeout_s)
+            time.sleep(timeout_s)
         except redis.ResponseError as exc:
             if "NOGROUP" not in str(exc) and "no such key" not in str(exc):
                 raise
             self.backend.ensure_group(force=True)  # the stream was purged under us
         return None
 
-    def _read(self) -> tuple[str, dict] | None:
+    def _read(self, timeout_s: float) -> tuple[str, dict] | None:
         reply = self.r.xreadgroup(
-            GROUP, self.name, {self.stream: ">"}, count=1, block=int(POLL_S * 1000)
+            GROUP, self.name, {self.stream: ">"}, count=1, block=max(1, int(timeout_s * 1000))
         )
         return reply[0][1][0] if reply and reply[0][1] else None
-
-    def _process(self, entry: tuple[str, dict], handle: Handler) -> None:
-        entry_id, fields = entry
-        job_id = fields.get("job_id")
-        if job_id is None:  # not ours: never crash-loop on it
-            log.error("entry %s in %s has no job_id; acked and dropped", entry_id, self.stream)
-        else:
-            with self._keep_fresh(entry_id):
-                handle(job_id)
-        try:
-            self.r.xack(self.stream, GROUP, entry_id)
-        except redis.RedisError as exc:  # the entry is taken over later and skipped
-            log.warning("could not ack entry %s: %s", entry_id, exc)
-
-    @contextmanager
-    def _keep_fresh(self, entry_id: str):
-        """Reset the entry's idle time while the job runs, so no one takes it over."""
-        done = threading.Event()
-
-        def touch() -> None:
-            while not done.wait(self.upkeep_every_s):
-                try:
-                    self.r.xclaim(self.stream, GROUP, self.name, 0, [entry_id], justid=True)
-                except redis.RedisError as exc:
-                    log.warning("could not refresh entry %s: %s", entry_id, exc)
-
-        thread = threading.Thread(target=touch, name=f"touch-{entry_id}", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            done.set()
-            thread.join()
 
     def _reclaim_due(self) -> tuple[str, dict] | None:
         """Every so often: take over one entry a dead consumer left idle; trim; tidy."""

@@ -16,7 +16,9 @@ class UnknownBackend(ValueError):
 
 
 def backend_aliases() -> list[str]:
-    return list(settings.JOB_BACKENDS)
+    """Aliases a worker command can serve (not the in-process `memory` test backend,
+    marked "IN_PROCESS": True, which get_backend still resolves)."""
+    return [a for a, conf in settings.JOB_BACKENDS.items() if not conf.get("IN_PROCESS")]
 
 
 def backend_for_version(version: str) -> str:

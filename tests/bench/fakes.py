@@ -10,7 +10,7 @@ def result(
     thr=0.35,
     *,
     users=16,
-    jobs=16,
+    jobs=1,
     deadline=60.0,
     repeat=1,
     status="ok",

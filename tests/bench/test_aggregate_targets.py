@@ -80,4 +80,4 @@ def test_success_target_is_not_judged_off_the_reference_scenario():
     runs = [result("v3", "ocr", w, 0.3 * w, users=2, jobs=2) for w in (1, 2)]
     (success,) = rows_by(evaluate(summarize(runs), bare_s=3.0, cores=2), "OCR success", "v3")
     assert success["measured"] == 1.0 and success["met"] is None
-    assert "not the 16x16" in success["detail"]
+    assert "not the 16 x 1" in success["detail"]

@@ -163,7 +163,7 @@ def test_report_tables_medians_and_plot(tmp_path):
     assert "| db | v3 | 1 | 0.00 | 3.00 | 2.00 | 5.00 |" in cost
     assert "| redis | v4 | 1 | 0.50 | 1.00 | 0.00 | 1.50 |" in cost
     rows = "\n".join(cpu_table(summaries))
-    assert "v3 db noop W1 u16x16" in rows and "2.5 %" in rows  # loadgen 0.5 s of 20 s
+    assert "v3 db noop W1 u16x1" in rows and "2.5 %" in rows  # loadgen 0.5 s of 20 s
     assert plot_cpu(summaries, tmp_path / "cpu.png") and (tmp_path / "cpu.png").stat().st_size
     flat = flat_metrics(runs[0]["metrics"])
     assert flat["cpu_ms_per_job.workers"] == pytest.approx(2.0) and "cpu_s" not in flat

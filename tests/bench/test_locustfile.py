@@ -8,6 +8,7 @@ run against a stub API that checks users stop after their jobs and the run quits
 import csv
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOCUST_DIR = ROOT / "locust"
 LOCUST = Path(sys.executable).parent / "locust"
+STUB_TOKEN = "stub-token"
 
 
 def load_scenario():
@@ -57,6 +59,20 @@ def test_scenario_from_options_uses_defaults_and_the_class_version():
 def test_poll_delays_double_up_to_the_maximum():
     delays = sc.poll_delays(0.01, 0.2)
     assert [round(next(delays), 3) for _ in range(7)] == [0.01, 0.02, 0.04, 0.08, 0.16, 0.2, 0.2]
+
+
+def test_wait_param_is_the_time_left_capped_at_the_api_limit():
+    assert sc.wait_param_s(12.3456) == 12.346
+    assert sc.wait_param_s(300) == sc.WAIT_MAX_S == 60
+    assert sc.wait_param_s(0.0001) == 0.001
+    assert sc.wait_param_s(0) is None and sc.wait_param_s(-1) is None
+
+
+def test_wait_mode_defaults_to_the_long_poll_and_is_checked():
+    assert sc.scenario_from_options(SimpleNamespace()).wait_mode == "wait"
+    assert sc.scenario_from_options(SimpleNamespace(wait_mode="poll")).wait_mode == "poll"
+    with pytest.raises(ValueError, match="--wait-mode"):
+        sc.scenario_from_options(SimpleNamespace(wait_mode="sleep"))
 
 
 def test_job_outcome():
@@ -101,6 +117,7 @@ class StubApi(BaseHTTPRequestHandler):
     """POST /v3/ocr/jobs -> 202; GET -> DONE (or FAILED for odd ids); POST /v0/ocr/sync."""
 
     counter = iter(range(1_000_000))
+    gets: list[tuple[str, str | None]] = []  # (path, Authorization header)
 
     def log_message(self, *args):
         pass
@@ -113,19 +130,31 @@ class StubApi(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _authorized(self) -> bool:
+        if self.headers.get("Authorization") == f"Token {STUB_TOKEN}":
+            return True
+        self._send(401, {"detail": "Authentication credentials were not provided."})
+        return False
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if not self._authorized():
+            return None
         if self.path == "/v0/ocr/sync":
             return self._send(200, {"text": "x"})
         return self._send(202, {"id": str(next(self.counter)), "status": "QUEUED"})
 
     def do_GET(self):
-        job = int(self.path.rsplit("/", 1)[1])
+        StubApi.gets.append((self.path, self.headers.get("Authorization")))
+        if not self._authorized():
+            return
+        job = int(self.path.split("?")[0].rsplit("/", 1)[1])
         self._send(200, {"id": job, "status": "FAILED" if job % 2 else "DONE"})
 
 
 @pytest.fixture
 def stub_api():
+    StubApi.gets.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), StubApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -155,7 +184,8 @@ def run_locust(host: str, tmp_path: Path, *extra: str) -> dict[str, dict]:
         "0.01",
         *extra,
     ]
-    subprocess.run(cmd, cwd=ROOT, capture_output=True, timeout=45)  # quits long before 60 s
+    env = {**os.environ, "OCRLAB_API_TOKEN": STUB_TOKEN}  # the stub answers 401 without it
+    subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=45)  # quits before 60 s
     with (tmp_path / "l_stats.csv").open() as handle:
         return {row["Name"]: row for row in csv.DictReader(handle)}
 
@@ -165,6 +195,20 @@ def test_job_users_stop_after_their_jobs_and_report_end_to_end(stub_api, tmp_pat
     assert stats["submit"]["Request Count"] == "6" and stats["submit"]["Failure Count"] == "0"
     assert stats["job end-to-end"]["Request Count"] == "6"
     assert stats["job end-to-end"]["Failure Count"] == "3"  # the odd ids end FAILED
+
+
+def test_job_users_long_poll_by_default_and_send_the_auth_headers(stub_api, tmp_path):
+    stats = run_locust(stub_api, tmp_path, "--ocr-version", "v3")
+    assert stats["wait"]["Request Count"] == "6" and "poll" not in stats
+    assert all("?wait=" in path for path, _ in StubApi.gets), StubApi.gets
+    assert {auth for _, auth in StubApi.gets} == {f"Token {STUB_TOKEN}"}
+
+
+def test_poll_mode_polls_for_comparison(stub_api, tmp_path):
+    stats = run_locust(stub_api, tmp_path, "--ocr-version", "v3", "--wait-mode", "poll")
+    assert stats["poll"]["Request Count"] == "6" and "wait" not in stats
+    assert not any("?wait=" in path for path, _ in StubApi.gets)
+    assert stats["job end-to-end"]["Failure Count"] == "3"
 
 
 def test_sync_users_time_the_call(stub_api, tmp_path):

@@ -64,6 +64,7 @@ def test_locust_command_for_an_alias(tmp_path):
         "--jobs-per-user 8",
         "--deadline 60",
         "--run-tag t1",
+        "--wait-mode wait",
     ):
         assert pair in joined
 

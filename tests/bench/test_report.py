@@ -51,14 +51,14 @@ def test_first_table_is_workers_by_successes_and_errors_at_the_reference():
         "timeouts",
     ]
     rows = [cells(line) for line in first[2:]]
-    assert len(rows) == 7  # every OCR cell at 16 x 16 / 60 s
-    assert ["v3", "4", "16 x 16 / 60 s", "200 (78.0 %)", "0 (0.0 %)", "56 (22.0 %)"] in rows
+    assert len(rows) == 7  # every OCR cell at 16 x 1 / 60 s (16 jobs at once)
+    assert ["v3", "4", "16 x 1 / 60 s", "200 (78.0 %)", "0 (0.0 %)", "56 (22.0 %)"] in rows
     assert "reference scenario" in markdown.split(first[0])[0].splitlines()[-2]
 
 
 def test_first_table_says_when_the_reference_was_not_run():
     markdown = render([result("v3", "ocr", 1, 0.3, users=2, jobs=2)])
-    assert "16 x 16 / 60 s reference was not run" in markdown
+    assert "16 jobs at once / 60 s reference was not run" in markdown
     assert cells(tables(markdown)[0][2])[2] == "2 x 2 / 60 s"
 
 
@@ -93,12 +93,12 @@ def test_write_all_writes_data_plots_and_a_self_contained_page(tmp_path):
     ]
     summaries = summarize(results)
     write_all(tmp_path, results, summaries, evaluate(summaries, bare_s=2.75, cores=2), CONTEXT)
-    for name in ("throughput.png", "latency.png", "pickup.png"):
+    for name in ("throughput.png", "latency.png"):  # no families: no pickup/overload plots
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (tmp_path / "report.md").read_text()
     assert "![throughput](throughput.png)" in report
     page = (tmp_path / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 and "<table>" in page
+    assert page.count("data:image/png;base64,") == 2 and "<table>" in page
     with (tmp_path / "jobs.csv").open() as handle:
         (job,) = list(csv.DictReader(handle))
     assert float(job["total_s"]) == 3.0 and float(job["pickup_s"]) == 0.1
@@ -111,4 +111,4 @@ def test_write_all_writes_data_plots_and_a_self_contained_page(tmp_path):
 def test_markdown_to_html_renders_tables_and_code(tmp_path):
     page = markdown_to_html("# T\n\n`x<y`\n\n| a | b |\n| --- | ---: |\n| 1 | 2 |\n", tmp_path)
     assert "<h1>T</h1>" in page and "<code>x&lt;y</code>" in page
-    assert "<th>a</th>" in page and "<td class=r>2</td>" in page
+    assert "<th>a</th>" in page and '<td style="text-align:right">2</td>' in page

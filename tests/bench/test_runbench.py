@@ -50,8 +50,18 @@ def test_tiny_bench_end_to_end(subprocess_env, settings, tmp_path):
 
     report = (tmp_path / "run" / "report.md").read_text()
     assert "## Successes and errors" in report and "| api:db | 1 |" in report
-    for name in ("cells.csv", "jobs.csv", "cells.json", "index.html", "throughput.png"):
+    for name in ("cells.csv", "jobs.csv", "cells.json", "index.html"):  # no OCR: no plot
         assert (tmp_path / "run" / name).is_file()
     run = BenchRun.objects.get()
     assert run.status == "done" and run.cell_count == 1 and run.report_path.endswith("report.md")
     assert "[1/1] api-db-noop-w1-u2x3-r1" in progress.getvalue()
+
+
+def test_plan_prints_cells_and_an_estimate_within_budget():
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("runbench", "--plan", stdout=out)
+    text = out.getvalue()
+    assert "v0-ocr-w1-u16x1-r1" in text and "api-kafka" not in text  # kafka runs as v6
+    assert "v6-pickup+mixed+overload-w2-r1" in text and "within the 30 min budget" in text

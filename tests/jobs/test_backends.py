@@ -20,8 +20,11 @@ DEAD_URLS = {  # an address where no broker listens
 
 
 # OCRLAB_TEST_BACKENDS=db,redis narrows the run while working on one backend.
+# `memory` is in-process only (tests/jobs/test_core.py): no runworker can serve it.
 ALIASES = [
-    a for a in backend_aliases() if a in os.environ.get("OCRLAB_TEST_BACKENDS", a).split(",")
+    a
+    for a in backend_aliases()
+    if a in os.environ.get("OCRLAB_TEST_BACKENDS", a).split(",") and a != "memory"
 ]
 
 
@@ -135,3 +138,54 @@ def test_queued_job_whose_message_was_lost_is_sent_again(backend, start_worker):
     start_worker(backend)
     wait_for(lambda: all_finished([job]), 60, message="the job with a lost message")
     assert statuses([job]) == {"DONE": 1}
+
+
+def test_a_job_hung_in_c_code_is_stopped_at_its_hard_limit(backend, start_worker):
+    (job,) = submit(backend, workload="hang:600")  # libc sleep(3), like a stuck Tesseract
+    worker = start_worker(backend, env={"JOB_TIME_LIMIT_S": "2"})
+    wait_for(
+        lambda: all_finished([job]),
+        90,
+        message=lambda: f"the hung job on {backend}: {statuses([job])}\n{worker.output()}",
+    )
+    job.refresh_from_db()
+    assert (job.status, job.error_code) == (JobStatus.FAILED, "timeout")
+    assert job.attempts == 2  # a timeout is retried once, then final
+
+
+def publish_poison(alias: str) -> None:
+    """Put a message that names no job on `alias`'s queue, the way its publish would."""
+    impl = get_backend(alias)
+    kind = type(impl).__name__
+    if kind == "RedisStreamsBackend":
+        impl.ensure_group()
+        impl.client.xadd(impl.stream, {"job_id": "not-a-job"})
+    elif kind == "KafkaBackend":
+        impl.ensure_topic()
+        producer = impl._get_producer()
+        producer.produce(impl.topic, key=b"poison", value=b"\xff\xfe garbage")
+        producer.flush(10)
+    elif kind == "CeleryBackend":
+        from ocrproject.celery import TASK_NAME
+
+        impl.app.send_task(TASK_NAME, args=["not-a-job"], queue=impl.queue, retry=False)
+    elif kind == "DramatiqBackend":
+        from tasks.dramatiq_actors import make_message
+
+        impl.broker.enqueue(make_message(alias, "not-a-job"))
+    else:
+        pytest.skip(f"{alias}: the row is the message; no message can name no job")
+
+
+def test_a_poison_message_is_dropped_and_the_worker_goes_on(backend, start_worker):
+    publish_poison(backend)
+    publish_poison(backend)
+    jobs = submit(backend, 2)
+    worker = start_worker(backend)
+    wait_for(
+        lambda: all_finished(jobs),
+        90,
+        message=lambda: f"jobs after poison on {backend}: {statuses(jobs)}\n{worker.output()}",
+    )
+    assert statuses(jobs) == {"DONE": 2}
+    wait_for(lambda: worker.output().count("poison message") >= 2, 30, message="poison logged")

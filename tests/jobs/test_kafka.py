@@ -4,16 +4,26 @@ In-process, without the database: `handle` is a fake that records what it got. E
 consume joins the group first, which takes Tansu about half the session timeout.
 """
 
+import os
+import subprocess
 import threading
 import time
 
 import pytest
 from django.conf import settings
 
+from apps.jobs import services
+from apps.jobs.models import OcrJob
 from tasks.backends.base import BackendUnavailable
 from tasks.backends.kafka import KafkaBackend
+from tasks.backends.registry import get_backend, reset_backends
+from tasks.consume import consume_loop
+from tests.conftest import ROOT, wait_for
 
 ALIAS = "kafka-unit"
+CYCLES = 4
+PUBLISH_ATTEMPTS = 4  # the relay retries a failed publish; a rebuilt producer needs one
+PRIVATE_PORT = 9095  # never 9092 (shared) nor 9093 (the chaos engineer's private one)
 pytestmark = pytest.mark.slow
 
 
@@ -38,7 +48,9 @@ def consume_until(impl, count: int, timeout_s: float = 30) -> list[str]:
             stop.set()
         return "done"
 
-    thread = threading.Thread(target=impl.consume, args=(handle,), kwargs={"stop": stop})
+    thread = threading.Thread(
+        target=consume_loop, args=(impl.open_consumer("tester"), handle), kwargs={"stop": stop}
+    )
     thread.start()
     thread.join(timeout_s)
     stop.set()
@@ -86,3 +98,105 @@ def test_publish_raises_when_the_broker_is_unreachable():
         impl.publish("job-lost")
     assert time.monotonic() - started < 15
     impl.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_finish_after_each_purge_with_new_workers(start_worker):
+    """The bench's cycle: workers run jobs, stop, the topic is purged, new workers start
+    and must get the new jobs (issue: cells stalled at warm-up after a purge)."""
+    for cycle in range(CYCLES):
+        get_backend("kafka").purge()
+        worker = start_worker("kafka", workers=2)
+        wait_until_done(submit_noop(4), f"cycle {cycle}", worker)
+        worker.stop()
+
+
+def wait_until_done(jobs, what: str, worker, timeout_s: float = 60) -> None:
+    wait_for(
+        lambda: finished(jobs),
+        timeout_s,
+        message=lambda: f"{what}: {statuses(jobs)} {offsets()}\n{worker.output()}",
+    )
+
+
+def submit_noop(count: int) -> list[OcrJob]:
+    reset_backends()  # this process's producer: fresh, like a new API process's
+    return [
+        services.job_create(version="api", backend="kafka", document="sample.pdf", workload="noop")
+        for _ in range(count)
+    ]
+
+
+def statuses(jobs) -> dict[str, int]:
+    rows = list(OcrJob.objects.filter(id__in=[j.id for j in jobs]).values_list("status", flat=True))
+    return {s: rows.count(s) for s in set(rows)}
+
+
+def finished(jobs) -> bool:
+    return statuses(jobs) == {"DONE": len(jobs)}
+
+
+def offsets() -> str:
+    """The group's committed offsets and the topic's watermarks, per partition."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    impl = get_backend("kafka")
+    probe = Consumer({"bootstrap.servers": impl.servers, "group.id": impl.group})
+    try:
+        parts = [TopicPartition(impl.topic, p) for p in range(settings.KAFKA_PARTITIONS)]
+        committed = [tp.offset for tp in probe.committed(parts, timeout=10)]
+        marks = [probe.get_watermark_offsets(tp, timeout=10) for tp in parts]
+        return f"committed={committed} watermarks={marks}"
+    finally:
+        probe.close()
+
+
+def tansu(action: str) -> None:
+    """Start or stop the private Tansu on PRIVATE_PORT (scripts/tansu.sh, own pid file)."""
+    env = {**os.environ, "KAFKA_PORT": str(PRIVATE_PORT)}
+    subprocess.run(["scripts/tansu.sh", action], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+@pytest.fixture
+def private_kafka(settings):
+    """The `kafka` alias on a private Tansu that this test may restart."""
+    url = f"127.0.0.1:{PRIVATE_PORT}"
+    tansu("start")
+    conf = settings.JOB_BACKENDS["kafka"]
+    options = {**conf.get("OPTIONS", {}), "url": url}
+    settings.JOB_BACKENDS = {**settings.JOB_BACKENDS, "kafka": {**conf, "OPTIONS": options}}
+    settings.KAFKA_BOOTSTRAP_SERVERS = url
+    reset_backends()
+    yield {"KAFKA_BOOTSTRAP_SERVERS": url}
+    reset_backends()
+    tansu("stop")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_finish_after_a_broker_restart(private_kafka, start_worker):
+    """Tansu restarted (memory storage: topic, group, producer ids gone): the relay's
+    producer and the workers' consumers must recover and finish new jobs."""
+    get_backend("kafka").purge()
+    worker = start_worker("kafka", workers=2, env=private_kafka)
+    wait_until_done(submit_noop(4), "before the restart", worker)
+    tansu("stop")
+    during = submit_noop(2)  # publish fails: PENDING until the relay sends them again
+    tansu("start")
+    wait_until_done([*during, *submit_noop(4)], "after the restart", worker, timeout_s=90)
+
+
+def test_publish_recovers_after_a_broker_restart(private_kafka):
+    """The cached idempotent producer must not keep timing out once the broker is back."""
+    impl = KafkaBackend(ALIAS)
+    impl.publish("job-before")
+    tansu("stop")
+    tansu("start")
+    failures = 0
+    for attempt in range(PUBLISH_ATTEMPTS):
+        try:
+            impl.publish(f"job-after-{attempt}")
+            break
+        except BackendUnavailable:
+            failures += 1
+    impl.close()
+    assert failures < PUBLISH_ATTEMPTS, "no publish succeeded after the restart"

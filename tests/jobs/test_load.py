@@ -65,7 +65,7 @@ async def submit_all(base_url: str) -> list[int]:
     return [code for codes in results for code in codes]
 
 
-def test_concurrent_submits_get_no_5xx_and_bounded_connections(api_server):
+def test_concurrent_submits_get_no_5xx_and_bounded_connections(api_server, api_token):
     sampler = ConnectionSampler(connection.settings_dict["NAME"])
     sampler.start()
     try:
@@ -79,7 +79,7 @@ def test_concurrent_submits_get_no_5xx_and_bounded_connections(api_server):
     assert sampler.counts and max(sampler.counts) <= connection_budget(), sampler.counts
 
 
-def test_exhausted_pool_answers_503_with_retry_after():
+def test_exhausted_pool_answers_503_with_retry_after(api_token):
     pool = connection.pool
     assert pool is not None, "DB_POOL is on by default"
     held, timeout = [], pool.timeout
@@ -107,6 +107,7 @@ def test_exhausted_pool_answers_503_with_retry_after():
 def submit_in_process():
     body = {"backend": "db", "pdfName": "sample.pdf", "workload": "noop"}
     try:
-        return Client().post("/api/jobs", body, content_type="application/json")
+        client = Client(headers=api_auth_headers())
+        return client.post("/api/jobs", body, content_type="application/json")
     finally:
         connection.close()

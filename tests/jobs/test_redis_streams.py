@@ -14,6 +14,7 @@ from tasks.backends.redis_streams import (
     RedisStreamsBackend,
     StreamWorker,
 )
+from tasks.consume import consume_loop
 
 ALIAS = "redis-unit"
 
@@ -40,7 +41,7 @@ def consume_until(impl, count: int, name: str = "tester") -> list[str]:
         return "done"
 
     worker = StreamWorker(impl, name)
-    thread = threading.Thread(target=worker.run, args=(handle, stop), daemon=True)
+    thread = threading.Thread(target=consume_loop, args=(worker, handle), kwargs={"stop": stop})
     thread.start()
     thread.join(15)
     stop.set()
@@ -84,7 +85,7 @@ def test_a_long_job_on_a_live_worker_is_not_taken_over(backend, settings):
         return "done"
 
     worker = StreamWorker(backend, "busy")
-    thread = threading.Thread(target=worker.run, args=(handle, stop), daemon=True)
+    thread = threading.Thread(target=consume_loop, args=(worker, handle), kwargs={"stop": stop})
     thread.start()
     assert started.wait(10)
     time.sleep(settings.JOB_LEASE_S * 1.2)

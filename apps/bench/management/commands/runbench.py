@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from apps.bench import capacity
+from apps.bench import capacity, stray
 from apps.bench.cells import (
     ALL_VERSIONS,
     QUEUE_VERSIONS,
@@ -20,10 +20,21 @@ from apps.bench.cells import (
     default_extra_backends,
     parse_int_list,
     parse_name_list,
-    quick_params,
+)
+from apps.bench.plan import (
+    OCR_JOB_S,
+    estimate_total_s,
+    family_cells,
+    full_plan,
+    plan_lines,
+    quick_plan,
 )
 from apps.bench.runner import RunConfig
-from apps.bench.session import BenchOptions, run_bench
+from apps.bench.scenarios import FAMILIES, FULL, QUICK, TINY, FamilyParams
+from apps.bench.session import BenchOptions, ChaosSource, run_bench
+
+MATRIX_OPTIONS = ("versions", "backends", "workers", "users", "noop_users", "jobs_per_user",
+                  "workload", "families")  # fmt: skip
 
 
 def _interrupt(signum, frame):
@@ -38,17 +49,37 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         add = parser.add_argument
-        add("--versions", default=",".join(ALL_VERSIONS), help="v0..v6 (comma list, or none)")
+        add(
+            "--versions",
+            default=None,
+            help="v0..v6 (comma list, or none); any matrix option runs a custom matrix "
+            "instead of the full plan",
+        )
         add(
             "--backends",
             default=None,
             help="aliases run through /api/jobs (default: those no version covers)",
         )
-        add("--workers", default="1,2,4", help="worker processes (V0-V2: OCR servers)")
-        add("--users", default="16", help="locust users for the ocr workload")
-        add("--noop-users", default="16,64", help="locust users for the noop workload")
-        add("--jobs-per-user", type=int, default=16)
-        add("--workload", default="ocr,noop", help="ocr, noop, sleep:S, cpu:S (comma list)")
+        add("--workers", default=None, help="worker processes (V0-V2: OCR servers); 1,2,4")
+        add("--users", default=None, help="locust users for the ocr workload (16)")
+        add("--noop-users", default=None, help="locust users for the noop workload (16,64)")
+        add("--jobs-per-user", type=int, default=None, help="jobs each user runs (16)")
+        add(
+            "--workload",
+            default=None,
+            help="ocr, noop, sleep:S, cpu:S (comma list, or none); default ocr,noop",
+        )
+        add(
+            "--families",
+            default=None,
+            help="custom matrix: scenario families on its queue targets (pickup,mixed,overload)",
+        )
+        add("--family-size", choices=["full", "quick", "tiny"], default=None, help="family sizes")
+        add("--family-repeats", type=int, default=3, help="custom families: warm repeats")
+        add("--chaos", action="store_true", help="also run `manage.py chaos` into the run")
+        add("--chaos-file", default=None, help="a chaos.json to show in the report")
+        add("--stop-stray", action="store_true", help="stop the stack's workers first")
+        add("--plan", action="store_true", help="print the cells and the time estimate; exit")
         add("--deadline", type=float, default=60.0, help="seconds a job may take end to end")
         add("--repeat", type=int, default=1, help="run the matrix N times (medians reported)")
         add("--quick", action="store_true", help="small matrix: a few minutes on 2 cores")
@@ -58,7 +89,13 @@ class Command(BaseCommand):
             "--poll-interval",
             type=float,
             default=1.0,
-            help="locust users' longest poll wait (each poll costs API CPU)",
+            help="locust users' longest poll wait with --wait-mode poll (polls cost API CPU)",
+        )
+        add(
+            "--wait-mode",
+            choices=["wait", "poll"],
+            default="wait",
+            help="how locust job users see a job end: long-poll GET ?wait= (default) or polls",
         )
         add("--document", default="sample.pdf", help="corpus document for every job")
         add("--api-workers", type=int, default=2, help="uvicorn worker processes of the API")
@@ -93,19 +130,27 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         cells = self._cells(opts)
-        if opts["dry_run"]:
-            for spec in cells:
-                self.stdout.write(spec.cell_id)
-            self.stdout.write(f"{len(cells)} cells")
+        families = _family_params(opts)
+        if opts["dry_run"] or opts["plan"]:
+            lines = plan_lines(cells, families, ocr_job_s=OCR_JOB_S, cores=os.cpu_count() or 2)
+            self.stdout.write("\n".join(lines))
             return
         if not cells:
             raise CommandError("the matrix is empty; check --versions, --backends, --workload")
+        self._check_stray(opts)
+        config = self._config(opts)
         options = BenchOptions(
             cells=cells,
-            config=self._config(opts),
+            config=config,
             bare_runs=opts["bare_runs"],
             command=shlex.join(["manage.py", *sys.argv[1:]]),
             params=_jsonable(opts),
+            families=families,
+            chaos=_chaos_source(opts, cells),
+        )
+        estimate = estimate_total_s(cells, families, ocr_job_s=OCR_JOB_S, cores=os.cpu_count() or 2)
+        self.stderr.write(
+            f"planned: {len(cells)} cells, ~{estimate / 60:.1f} min (--plan lists them)"
         )
         for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored
             signal.signal(sig, _interrupt)
@@ -115,12 +160,25 @@ class Command(BaseCommand):
             f"report: {outcome.out_dir / 'report.md'}  "
             f"(BenchRun #{outcome.run.pk}, {outcome.run.status})"
         )
+        failed = [r["cell_id"] for r in outcome.results if r["status"] == "error"]
+        if outcome.run.status != "done" or failed:
+            raise CommandError(
+                f"run {outcome.run.status}; failed cells: {', '.join(failed) or 'none'}"
+            )
+
+    def _check_stray(self, opts) -> None:
+        alive = stray.stray_workers()
+        if alive and not opts["stop_stray"]:
+            raise CommandError(stray.refusal(alive))
+        if alive:
+            self.stderr.write(f"stopping stack workers: {', '.join(alive)}")
+            stray.stop_stray(alive)
 
     def _cells(self, opts):
         from tasks.backends.registry import backend_aliases
 
         try:
-            versions = parse_name_list(opts["versions"])
+            versions = parse_name_list(opts["versions"] or ",".join(ALL_VERSIONS))
             backends = (
                 parse_name_list(opts["backends"])
                 if opts["backends"] is not None
@@ -147,23 +205,33 @@ class Command(BaseCommand):
             )
             return build_matrix(params, vb)
         if opts["quick"]:
-            queue = [v for v in versions if v in QUEUE_VERSIONS] + backends
-            params = quick_params(queue, opts["deadline"], opts["repeat"])
-            if "v3" in versions:
-                params.append(capacity.quick_params("v3"))
-            return [cell for p in params for cell in build_matrix(p, vb)]
+            submit = build_matrix(capacity.quick_params("v3"), vb) if "v3" in versions else []
+            return quick_plan(vb, backends) + submit
+        if not any(opts[name] is not None for name in MATRIX_OPTIONS):
+            return full_plan(vb, backends)
         params = MatrixParams(
             versions=versions,
             backends=backends,
-            workers=parse_int_list(opts["workers"]),
-            users=parse_int_list(opts["users"]),
-            noop_users=parse_int_list(opts["noop_users"]),
-            jobs_per_user=opts["jobs_per_user"],
-            workloads=parse_name_list(opts["workload"]),
+            workers=parse_int_list(opts["workers"] or "1,2,4"),
+            users=parse_int_list(opts["users"] or "16"),
+            noop_users=parse_int_list(opts["noop_users"] or "16,64"),
+            jobs_per_user=opts["jobs_per_user"] or 16,
+            workloads=parse_name_list(opts["workload"] or "ocr,noop"),
             deadline_s=opts["deadline"],
             repeat=opts["repeat"],
         )
-        return build_matrix(params, vb)
+        queue = [n for n in versions if n in QUEUE_VERSIONS] + backends
+        families = parse_name_list(opts["families"] or "")
+        unknown = [f for f in families if f not in FAMILIES]
+        if unknown:
+            raise ValueError(f"unknown families: {', '.join(unknown)} (use {', '.join(FAMILIES)})")
+        return build_matrix(params, vb) + [
+            cell
+            for family in families
+            for cell in family_cells(
+                family, queue, vb, params.workers, repeats=max(1, opts["family_repeats"])
+            )
+        ]
 
     def _config(self, opts) -> RunConfig:
         env = dict(os.environ)
@@ -180,11 +248,25 @@ class Command(BaseCommand):
             env=env,
             drain_timeout_s=opts["drain_timeout"],
             poll_interval_s=opts["poll_interval"],
+            wait_mode=opts["wait_mode"],
             pdf_name=opts["document"],
             api_workers=opts["api_workers"],
             burst_jobs=_burst_jobs(opts),
             submit=_submit_options(opts),
         )
+
+
+def _family_params(opts: dict) -> FamilyParams:
+    size = opts["family_size"] or ("quick" if opts["quick"] else "full")
+    return {"tiny": TINY, "quick": QUICK}.get(size, FULL)
+
+
+def _chaos_source(opts: dict, cells) -> ChaosSource | None:
+    if opts["chaos_file"]:
+        return ChaosSource(path=Path(opts["chaos_file"]))
+    if opts["chaos"]:
+        return ChaosSource(backends=sorted({c.backend for c in cells if c.kind == "queue"}))
+    return None
 
 
 def _burst_jobs(opts: dict) -> int:

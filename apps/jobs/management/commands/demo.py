@@ -11,9 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from django.core.management.base import BaseCommand, CommandError
 
+from ocrproject.env import api_auth_headers
+
 SYNC_VERSIONS = ["v0", "v1", "v2"]
 QUEUE_VERSIONS = ["v3", "v4", "v5", "v6"]
-POLL_S = 0.2
+WAIT_MAX_S = 60.0  # the API's limit on ?wait=
+WAIT_SLACK_S = 1.0  # the answer may come a little after the wait; the client times out
 
 
 class Command(BaseCommand):
@@ -37,7 +40,7 @@ class Command(BaseCommand):
         if options["requests"]:
             return self._batches(api, document, timeout, **options)
         rows = []
-        with httpx.Client(base_url=api, timeout=timeout) as client:
+        with httpx.Client(base_url=api, timeout=timeout, headers=api_auth_headers()) as client:
             for version in SYNC_VERSIONS + (QUEUE_VERSIONS if queues else []):
                 rows.append(self._run(client, version, document, timeout))
         self.stdout.write(f"\n{'version':<8} {'seconds':>8}  {'status':<8} first words")
@@ -71,18 +74,22 @@ class Command(BaseCommand):
         if response.status_code != 202:
             raise CommandError(f"{response.status_code}: {response.text[:200]}")
         url, deadline = response.json()["status_url"], time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            body = client.get(url).json()
-            if body["status"] in ("DONE", "FAILED"):
+        while (left_s := deadline - time.monotonic()) > WAIT_SLACK_S:
+            # long-poll: the API answers when the job ends, or after `wait` s (at most 60)
+            wait_s = min(left_s - WAIT_SLACK_S, WAIT_MAX_S)
+            body = client.get(url, params={"wait": f"{wait_s:.3f}"}).json()
+            if body["status"] in ("DONE", "FAILED", "CANCELLED"):
                 return body
-            time.sleep(POLL_S)
         raise CommandError(f"not finished within {timeout:g}s")
 
     def _batches(self, api, document, timeout, *, versions, requests, clients, **_):
         """Wall time of `requests` calls from `clients` concurrent clients, per version."""
         walls = {}
         with httpx.Client(
-            base_url=api, timeout=timeout, limits=httpx.Limits(max_connections=clients)
+            base_url=api,
+            timeout=timeout,
+            headers=api_auth_headers(),
+            limits=httpx.Limits(max_connections=clients),
         ) as client:
             for version in versions.split(","):
                 started = time.monotonic()

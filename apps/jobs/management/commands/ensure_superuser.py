@@ -1,24 +1,42 @@
-"""Create (or update the password of) the admin user named by the environment."""
+"""Create (or update) the admin user DJANGO_SUPERUSER_USERNAME (default `admin`).
+
+The password comes from DJANGO_SUPERUSER_PASSWORD; when it is unset, one is generated,
+stored in .env as DJANGO_SUPERUSER_PASSWORD (so later runs keep it) and printed.
+"""
 
 import os
+import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
+
+from ocrproject.env import dotenv_set
+
+PASSWORD_ENV = "DJANGO_SUPERUSER_PASSWORD"
 
 
 class Command(BaseCommand):
-    help = "Create the superuser DJANGO_SUPERUSER_USERNAME / DJANGO_SUPERUSER_PASSWORD."
+    help = "Create the superuser DJANGO_SUPERUSER_USERNAME with DJANGO_SUPERUSER_PASSWORD."
 
-    def handle(self, *args, **options):
-        username = os.environ.get("DJANGO_SUPERUSER_USERNAME")
-        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
-        if not username or not password:
-            raise CommandError("set DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD")
+    def add_arguments(self, parser):
+        parser.add_argument("--no-env", action="store_true", help="do not write .env")
+
+    def handle(self, *args, no_env: bool, **options):
+        username = os.environ.get("DJANGO_SUPERUSER_USERNAME") or "admin"
+        password = os.environ.get(PASSWORD_ENV, "")
+        generated = not password
+        if generated:
+            password = secrets.token_urlsafe(12)
+            if not no_env:
+                dotenv_set(settings.BASE_DIR / ".env", PASSWORD_ENV, password)
         email = os.environ.get("DJANGO_SUPERUSER_EMAIL", "")
         user, created = get_user_model().objects.get_or_create(
-            username=username, defaults={"email": email, "is_staff": True, "is_superuser": True}
+            username=username, defaults={"email": email}
         )
         user.set_password(password)
         user.is_staff = user.is_superuser = True
         user.save()
-        self.stdout.write(f"superuser {username!r} {'created' if created else 'updated'}")
+        action = "created" if created else "updated"
+        note = " (generated, stored in .env)" if generated and not no_env else ""
+        self.stdout.write(f"superuser {username!r} {action}; password: {password}{note}")

@@ -1,19 +1,14 @@
 """`python manage.py runworker --backend rabbit --workers 2`"""
 
-import logging
 import os
 import signal
 import threading
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections
 
-from apps.jobs import services
+from apps.jobs.relay import relay_loop
 from tasks.backends.registry import UnknownBackend, backend_aliases, get_backend
 from tasks.workloads import WORKLOAD_OVERRIDE_ENV, parse_workload
-
-log = logging.getLogger("runworker")
 
 
 class Command(BaseCommand):
@@ -44,24 +39,10 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         if not no_relay:
-            threading.Thread(target=relay_loop, args=(backend, stop), daemon=True).start()
+            threading.Thread(target=relay_loop, args=([backend], stop), daemon=True).start()
         self.stdout.write(
             f"runworker: backend={backend} workers={workers} "
             f"workload={workload or 'per job'} (Ctrl-C stops after current jobs)"
         )
         impl.run_workers(workers, stop=stop)
         self.stdout.write("runworker: stopped")
-
-
-def relay_loop(backend: str, stop: threading.Event) -> None:
-    """The outbox relay: republish jobs a failed publish or a dead worker left behind."""
-    while not stop.wait(settings.RELAY_INTERVAL_S):
-        try:
-            counts = services.jobs_relay(backend=backend)
-        except Exception:
-            log.exception("relay pass for %s failed; retrying", backend)
-            continue
-        finally:
-            close_old_connections()  # back to the pool (or closed) while the relay sleeps
-        if counts["expired"] or counts["stale"]:
-            log.info("relay %s: %s", backend, counts)

@@ -1,0 +1,36 @@
+"""Who may do what: a job belongs to its submitter; bench workloads need a permission."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
+from rest_framework.exceptions import PermissionDenied
+
+# OcrJob.Meta.permissions; granted to the `bench` user by `manage.py ensure_api_token`.
+BENCH_PERMISSION = "jobs.run_bench_workloads"
+PUBLIC_WORKLOADS = frozenset({"ocr"})
+# The answer is kept this long per API process (the bench's submits would otherwise pay two
+# permission queries each); a grant or revoke takes effect within it.
+PERMISSION_CACHE_S = 30
+
+
+def can_run_bench(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Staff, or holders of the bench permission (noop, fail, sleep:S, cpu:S workloads;
+    no rate limit)."""
+    if not user.is_authenticated:
+        return False
+    if user.is_staff:
+        return True
+    key = f"ocrlab:bench-permission:{user.pk}"
+    allowed = cache.get(key)
+    if allowed is None:
+        allowed = user.has_perm(BENCH_PERMISSION)
+        cache.set(key, allowed, PERMISSION_CACHE_S)
+    return allowed
+
+
+def check_workload_allowed(*, user: AbstractBaseUser | AnonymousUser, workload: str) -> None:
+    """403 for a synthetic workload unless the caller may run bench workloads."""
+    if workload not in PUBLIC_WORKLOADS and not can_run_bench(user):
+        raise PermissionDenied(
+            f"workload {workload!r} is a bench workload: it needs staff or the "
+            f"{BENCH_PERMISSION!r} permission; other users may submit 'ocr' only"
+        )

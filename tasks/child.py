@@ -1,0 +1,206 @@
+"""The workload runs in a child process that the worker can kill: hard limits even in C.
+
+Each worker thread keeps one long-lived child (`child_main(FD)`, in a session of
+its own, talking over a socket pair): it runs one workload at a time, so OCRmyPDF's
+imports and caches stay warm between jobs. Past the job's hard time limit, or when its
+lease is lost, the worker kills the child's whole process group (Tesseract and
+Ghostscript included) and starts a fresh one for the next job. The child caps its own
+address space per job (`RLIMIT_AS`, `JOB_MEMORY_LIMIT_MB` above what it already maps), so
+an allocation bomb is a MemoryError reported as `memory`, never a dead worker.
+
+The child never touches the database: it gets the job's fields, returns a JobResult or an
+error code. Nothing here decides retries (apps/jobs/retry.py does).
+"""
+
+import contextlib
+import ctypes
+import logging
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+log = logging.getLogger("tasks.child")
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_S = 120.0  # Django set-up of a fresh child on a loaded machine
+PR_SET_PDEATHSIG = 1
+READY = "ready"
+# Not `-m tasks.child`: the classes must pickle as tasks.child.*, not __main__.*.
+CHILD_MAIN = "import sys; from tasks.child import child_main; child_main(int(sys.argv[1]))"
+
+
+@dataclass(frozen=True)
+class WorkRequest:
+    job_id: str
+    workload: str
+    document: str
+    upload: str
+    language: str
+    memory_limit_mb: int = 0
+
+
+@dataclass(frozen=True)
+class WorkReply:
+    ok: bool
+    result: object = None  # a JobResult when ok
+    error: str = ""
+    code: str = ""
+    permanent: bool = False
+    timings: dict = field(default_factory=dict)
+
+
+class ChildGone(Exception):
+    """The child died (killed by the kernel, crashed in C) without answering."""
+
+
+class WorkloadProcess:
+    """One child process and its end of the socket pair."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.conn: Connection | None = None
+        self.ready = False
+
+    def start(self) -> None:
+        parent, child = socket.socketpair()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD_MAIN, str(child.fileno())],
+            cwd=ROOT,
+            pass_fds=[child.fileno()],
+            start_new_session=True,  # killpg reaches Tesseract and Ghostscript too
+        )
+        child.close()
+        self.conn = Connection(parent.detach())
+        self.ready = False
+        log.debug("workload child started: pid %s", self.proc.pid)
+
+    @property
+    def started(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def poll(self, timeout_s: float):
+        """The child's next message within `timeout_s`, or None. Raises ChildGone."""
+        assert self.conn is not None and self.proc is not None
+        try:
+            if not self.conn.poll(max(0.0, timeout_s)):
+                if self.proc.poll() is not None:
+                    raise ChildGone(f"workload process exited with {self.proc.returncode}")
+                return None
+            return self.conn.recv()
+        except (EOFError, OSError) as exc:
+            self.proc.wait()
+            raise ChildGone(f"workload process exited with {self.proc.returncode}") from exc
+
+    def send(self, request: WorkRequest) -> None:
+        assert self.conn is not None
+        self.conn.send(request)
+
+    def kill(self) -> None:
+        """Kill the child and everything it started; forget it (the next job starts one)."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        if self.conn is not None:
+            self.conn.close()
+        self.proc, self.conn, self.ready = None, None, False
+
+
+_local = threading.local()
+
+
+def current() -> WorkloadProcess:
+    """This thread's child (Dramatiq runs jobs in threads; each gets its own)."""
+    child = getattr(_local, "child", None)
+    if child is None:
+        child = _local.child = WorkloadProcess()
+    return child
+
+
+def _forget_after_fork() -> None:
+    # A forked process (Celery's prefork pool) must not share its parent's child.
+    _local.__dict__.pop("child", None)
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+# --- in the child ---------------------------------------------------------------------
+
+
+def child_main(fd: int) -> None:
+    """Serve WorkRequests from the socket until the worker closes it."""
+    with contextlib.suppress(OSError, AttributeError):  # die with the worker (Linux)
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when to stop
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
+    import django
+
+    django.setup()
+    conn = Connection(fd)
+    conn.send(READY)
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        reply = run_request(request)
+        conn.send(reply)
+        if reply.code == "memory":
+            return  # a process that hit its limit may be in a bad state: start afresh
+
+
+def run_request(request: WorkRequest) -> WorkReply:
+    """Run one workload under the memory limit; every failure becomes a reply."""
+    from apps.jobs.models import OcrJob
+    from tasks.workloads import WorkloadError, run_job_workload
+
+    job = OcrJob(
+        workload=request.workload,
+        document=request.document,
+        upload=request.upload,
+        language=request.language,
+    )
+    started = time.monotonic()
+    try:
+        with memory_limit(request.memory_limit_mb):
+            result = run_job_workload(job, request.workload)
+    except MemoryError:
+        error = f"job exceeded its memory limit of {request.memory_limit_mb} MB"
+        return WorkReply(ok=False, error=error, code="memory")
+    except WorkloadError as exc:
+        return WorkReply(ok=False, error=str(exc), code=exc.code, permanent=exc.permanent)
+    except Exception as exc:
+        return WorkReply(ok=False, error=f"{type(exc).__name__}: {exc}", code="workload_failed")
+    return WorkReply(ok=True, result=result, timings={"child_s": time.monotonic() - started})
+
+
+@contextlib.contextmanager
+def memory_limit(megabytes: int):
+    """Cap this process's address space at what it maps now plus `megabytes`."""
+    if megabytes <= 0:
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _mapped_bytes() + megabytes * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+def _mapped_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    return 0
