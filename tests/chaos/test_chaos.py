@@ -35,24 +35,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(RUN_TIMEOUT_S + 60)]
 
 # Known failures of today's worker core (issue 8 items 4-5, another engineer's work):
 # flip them (delete the entry) when the fixes land.
-XFAIL = {
-    ("redis", "poison"): "tasks/backends/redis_streams.py StreamWorker._next catches only "
-    "ConnectionError/TimeoutError/ResponseError: an entry with non-UTF-8 bytes raises "
-    "UnicodeDecodeError inside xreadgroup/xautoclaim (decode_responses=True), and "
-    "process_job's UUID('not-a-uuid') raises ValueError through _process: each kills the "
-    "worker process (supervisor restart), the entry stays pending and is reclaimed after "
-    "the lease, so workers crash-loop and in-flight jobs wait for lease expiry; the "
-    "dead-letter path (after 5 deliveries) is never reached for the undecodable entry",
-    ("kafka", "poison"): "tasks/backends/kafka.py _process: msg.value().decode() and "
-    "process_job's UUID() raise outside any handling on garbage bytes / a non-UUID: the "
-    "worker dies, the offset is never committed, the partition crash-loops and the jobs "
-    "behind the poison message stay QUEUED",
-    ("kafka", "broker-restart"): "after a Tansu restart (memory storage: topic, offsets "
-    "and producer ids gone) the relay's cached idempotent producer fails every publish "
-    "with _MSG_TIMED_OUT for over a minute: KafkaBackend.publish never rebuilds "
-    "self._producer after a failed delivery (tasks/backends/kafka.py), so QUEUED/PENDING "
-    "jobs stay stuck",
-}
+# (backend, fault) -> reason, for a known failure still open. Empty: the redis and kafka
+# poison crash-loops and the stale Kafka producer after a broker restart are fixed
+# (tasks/consume.py, tasks/backends/kafka.py).
+XFAIL: dict[tuple[str, str], str] = {}
 
 
 def cases():
