@@ -33,8 +33,6 @@ RUN_TIMEOUT_S = 420
 # the first test waits for the whole run (its setup): above pytest-timeout's default 300 s
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(RUN_TIMEOUT_S + 60)]
 
-# Known failures of today's worker core (issue 8 items 4-5, another engineer's work):
-# flip them (delete the entry) when the fixes land.
 # (backend, fault) -> reason, for a known failure still open. Empty: the redis and kafka
 # poison crash-loops and the stale Kafka producer after a broker restart are fixed
 # (tasks/consume.py, tasks/backends/kafka.py).
