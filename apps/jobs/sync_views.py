@@ -13,6 +13,7 @@ import logging
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -33,13 +34,18 @@ log = logging.getLogger(__name__)
 
 
 def start_call(version: str, document: DocumentInput, tag: str = "", owner=None):
-    return services.job_start_sync(
+    """Record the call, then give this thread's database connection back to the pool:
+    the OCR call that follows takes seconds, and 16 calls each holding a connection
+    through it exhaust the pool (503 db_busy). `finish_call` takes one again."""
+    job = services.job_start_sync(
         version=version,
         document=document.name,
         language=document.language,
         run_tag=tag,
         owner=owner,
     )
+    connection.close()
+    return job
 
 
 class _AccessGate(APIView):

@@ -111,3 +111,20 @@ def submit_in_process():
         return client.post("/api/jobs", body, content_type="application/json")
     finally:
         connection.close()
+
+
+async def sync_calls(base_url: str, paths: list[str]) -> list[int]:
+    body = {"pdfName": "sample.pdf", "tag": "sync-load"}
+    async with httpx.AsyncClient(base_url=base_url, timeout=300, headers=api_auth_headers()) as c:
+        responses = await asyncio.gather(*(c.post(path, json=body) for path in paths))
+    return [r.status_code for r in responses]
+
+
+def test_more_sync_calls_than_pool_connections_get_no_5xx(api_server, api_token):
+    """V0 and V1 calls wait seconds on OCR: they must not hold a pooled connection
+    meanwhile, or a burst larger than the pools (here 16 against 2 x 4) answers 503."""
+    calls = 2 * API_PROCESSES * settings.DB_POOL_MAX_SIZE
+    paths = ["/v0/ocr/sync", "/v1/ocr/sync"] * (calls // 2)
+    codes = asyncio.run(sync_calls(api_server, paths))
+    assert codes == [200] * len(paths)
+    assert OcrJob.objects.filter(run_tag="sync-load", status="DONE").count() == len(paths)
