@@ -27,7 +27,7 @@ def bench_permission() -> Permission:
     return Permission.objects.get(content_type__app_label=app_label, codename=codename)
 
 
-def ensure_api_user(*, username: str, bench: bool) -> Token:
+def ensure_api_user(*, username: str, bench: bool, key: str = "") -> Token:
     """The user (no password: it logs in with its token only) and its token."""
     user, created = get_user_model().objects.get_or_create(username=username)
     if created:
@@ -35,7 +35,7 @@ def ensure_api_user(*, username: str, bench: bool) -> Token:
         user.save(update_fields=["password"])
     if bench:
         user.user_permissions.add(bench_permission())
-    wanted = os.environ.get(API_TOKEN_ENV, "").strip()
+    wanted = key if key and not Token.objects.filter(key=key).exclude(user=user).exists() else ""
     token = Token.objects.filter(user=user).first()
     if token is not None and wanted and token.key != wanted:
         token.delete()
@@ -52,7 +52,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-env", action="store_true", help="do not write .env")
 
     def handle(self, *args, user: str, no_bench: bool, no_env: bool, **options):
-        token = ensure_api_user(username=user, bench=not no_bench)
+        key = os.environ.get(API_TOKEN_ENV, "").strip()
+        token = ensure_api_user(username=user, bench=not no_bench, key=key)
         if not no_env:
             dotenv_set(settings.BASE_DIR / ".env", API_TOKEN_ENV, token.key)
         where = "" if no_env else " (OCRLAB_API_TOKEN in .env)"
