@@ -45,8 +45,10 @@ def test_v2_spreads_calls_over_servers(api_server, auth_headers):
             timeout=TIMEOUT_S,
         ).json()["job_id"]
 
-    with ThreadPoolExecutor(2) as pool:
-        ids = list(pool.map(call, range(2)))
+    # Each of the API's 2 processes balances its own calls: 6 at once put at least 3 on one
+    # process, which then must use both servers (2 would go to server 0 on each process).
+    with ThreadPoolExecutor(6) as pool:
+        ids = list(pool.map(call, range(6)))
     workers = set(OcrJob.objects.filter(id__in=ids).values_list("worker", flat=True))
     assert len(workers) == 2
 
