@@ -18,6 +18,8 @@ import time
 
 from django.conf import settings
 
+from tasks.backends.base import Backend
+
 log = logging.getLogger("tasks.supervisor")
 RESTART_DELAY_S = 1.0
 STOP_GRACE_S = 10.0  # on top of the job time limit
@@ -25,7 +27,6 @@ STOP_GRACE_S = 10.0  # on top of the job time limit
 PARENT_PID_ENV = "OCRLAB_PARENT_PID"  # set for a command started by CommandWorkers
 RESTART_MAX_DELAY_S = 30.0
 HEALTHY_AFTER_S = 60.0  # a command that ran this long restarts after RESTART_DELAY_S
-COMMAND_STOP_GRACE_S = 30.0  # on top of the job time limit and the framework margin
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_DEATH_SIGNAL = getattr(signal, "SIGRTMIN", 34) + 1  # used by neither framework
 
@@ -57,6 +58,16 @@ def worker_main(alias: str, index: int) -> None:
     finally:
         backend.close()
     log.info("worker %d (%s) stopped", index, name)
+
+
+def run_workers(backend: Backend, count: int, *, stop: threading.Event) -> None:
+    """Serve `backend` with `count` job slots until `stop` is set: a framework's own
+    worker command (restarted when it dies), or `count` processes of the consume loop."""
+    command = backend.worker_command(count)
+    if command is None:
+        Supervisor(backend.alias, count).run(stop)
+    else:
+        CommandWorkers(command.name, command.argv, command.env, command.stop_timeout_s).run(stop)
 
 
 class Supervisor:

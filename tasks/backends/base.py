@@ -6,9 +6,9 @@ consume loop (tasks/consume.py) calls `handle` and acks. Job state, retries, lea
 time limits live in `apps.jobs.services` and `tasks.process`, never here.
 """
 
-import threading
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -16,6 +16,8 @@ from uuid import UUID
 # claimed row too: handle(job_id, claimed=job).
 Handler = Callable[..., str]
 POLL_S = 1.0  # how long a blocking receive waits before re-checking the stop flag
+# A framework worker command gets this on top of its own time limit to stop warmly.
+COMMAND_STOP_GRACE_S = 30.0
 
 
 @dataclass
@@ -45,12 +47,24 @@ class Consumer(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class WorkerCommand:
+    """A framework's own worker command (Celery, Dramatiq): what runworker runs, restarts
+    when it dies, and SIGTERMs on stop (tasks/supervisor.py)."""
+
+    name: str  # for logs: "celery[rabbit]"
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    stop_timeout_s: float = 60.0  # warm shutdown: the current jobs finish within this
+
+
 class BackendUnavailable(RuntimeError):
     """The broker cannot be reached, or its client library is not installed."""
 
 
 class Backend:
-    """Base class: subclasses override `publish`, `open_consumer` and `purge`."""
+    """Base class: plain adapters override `publish`, `open_consumer` and `purge`;
+    frameworks override `publish`, `purge` and `worker_command`."""
 
     version: str = "api"
     # True when the job row itself is the message (the `db` backend): nothing to lose.
@@ -74,12 +88,10 @@ class Backend:
         """Drop every message waiting in this backend's queue (benchmarks and tests)."""
         raise NotImplementedError
 
-    def run_workers(self, count: int, *, stop: threading.Event) -> None:
-        """Run `count` worker processes until `stop` is set. Frameworks override this to
-        start their own worker machinery; plain adapters use the shared supervisor."""
-        from tasks.supervisor import Supervisor
-
-        Supervisor(self.alias, count).run(stop)
+    def worker_command(self, count: int) -> WorkerCommand | None:
+        """A framework's worker command serving `count` jobs at a time, or None for a
+        plain adapter (runworker then runs `count` processes of the one consume loop)."""
+        return None
 
     def close(self) -> None:
         """Release connections held by this process."""
@@ -90,8 +102,6 @@ class Backend:
 
 def require(module: str, extra: str):
     """Import an optional client library with a clear message when it is missing."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -1,7 +1,7 @@
 """Celery backends: `rabbit` (V5, RabbitMQ) and `celery-redis` (Redis), one task for both.
 
 Each alias owns its own Celery app (ocrproject.celery.make_app), so one process can
-publish to both. Workers are Celery's own: `run_workers` starts the `celery worker`
+publish to both. Workers are Celery's own: `worker_command` is the `celery worker`
 command (prefork pool, one process per job slot) as a subprocess and restarts it if it
 dies. The same command, for users who want Celery's CLI directly:
 
@@ -9,8 +9,7 @@ dies. The same command, for users who want Celery's CLI directly:
         --concurrency 2 -Q ocrlab.rabbit --without-gossip --without-mingle \
         --without-heartbeat -O fair --loglevel INFO
 
-`CommandWorkers` (run a framework's worker command, restart it, stop it warmly) also
-serves the Dramatiq backend.
+runworker runs it (tasks/supervisor.CommandWorkers), restarts it and stops it warmly.
 """
 
 import logging
@@ -19,8 +18,13 @@ from uuid import UUID
 
 from django.conf import settings
 
-from tasks.backends.base import Backend, BackendUnavailable, require
-from tasks.supervisor import COMMAND_STOP_GRACE_S, CommandWorkers
+from tasks.backends.base import (
+    COMMAND_STOP_GRACE_S,
+    Backend,
+    BackendUnavailable,
+    WorkerCommand,
+    require,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +72,16 @@ class CeleryBackend(Backend):
             queue.declare()
             queue.purge()
 
-    def run_workers(self, count: int, *, stop: threading.Event) -> None:
-        """Run `celery worker` with `count` prefork processes until `stop` is set."""
+    def worker_command(self, count: int) -> WorkerCommand:
+        """`celery worker` with `count` prefork processes."""
         from ocrproject.celery import ALIAS_ENV, HARD_LIMIT_MARGIN_S, worker_command
 
-        stop_timeout_s = settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S + COMMAND_STOP_GRACE_S
-        cmd = worker_command(self.alias, count)
-        env = {ALIAS_ENV: self.alias}
-        CommandWorkers(f"celery[{self.alias}]", cmd, env, stop_timeout_s).run(stop)
+        return WorkerCommand(
+            name=f"celery[{self.alias}]",
+            argv=worker_command(self.alias, count),
+            env={ALIAS_ENV: self.alias},
+            stop_timeout_s=settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S + COMMAND_STOP_GRACE_S,
+        )
 
     def close(self) -> None:
         with self._lock:

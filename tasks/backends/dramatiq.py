@@ -2,7 +2,7 @@
 
 Publishing enqueues a plain Message on this alias's own broker, so any process can
 publish to both aliases without a global broker. Workers are Dramatiq's own:
-`run_workers` starts the Dramatiq CLI (N processes, one thread each) as a subprocess,
+`worker_command` is the Dramatiq CLI (N processes, one thread each) as a subprocess,
 restarts it if it exits (Dramatiq stops every process when one dies) and SIGTERMs it on
 stop. The CLI command for users is in tasks/dramatiq_actors.py.
 """
@@ -15,8 +15,13 @@ from uuid import UUID
 
 from django.conf import settings
 
-from tasks.backends.base import Backend, BackendUnavailable, require
-from tasks.supervisor import COMMAND_STOP_GRACE_S, CommandWorkers
+from tasks.backends.base import (
+    COMMAND_STOP_GRACE_S,
+    Backend,
+    BackendUnavailable,
+    WorkerCommand,
+    require,
+)
 
 
 class DramatiqBackend(Backend):
@@ -58,31 +63,22 @@ class DramatiqBackend(Backend):
             broker.declare_queue(self.queue, ensure=True)
         broker.flush(self.queue)
 
-    def run_workers(self, count: int, *, stop: threading.Event) -> None:
-        """Run the Dramatiq CLI: `count` processes of one thread each, until `stop`."""
+    def worker_command(self, count: int) -> WorkerCommand:
+        """The Dramatiq CLI: `count` processes of one thread each."""
         from tasks.dramatiq_actors import ALIAS_ENV, POLL_MS, PREFETCH, time_limit_s
 
         stop_timeout_s = time_limit_s() + COMMAND_STOP_GRACE_S
-        cmd = [
-            sys.executable,
-            "-m",
-            "tasks.dramatiq_actors",
-            "tasks.dramatiq_actors:setup_worker",
-            "--processes",
-            str(count),
-            "--threads",
-            "1",
-            "--queues",
-            self.queue,
-            "--worker-shutdown-timeout",
-            str(int(stop_timeout_s * 1000)),
+        argv = [
+            *(sys.executable, "-m", "tasks.dramatiq_actors", "tasks.dramatiq_actors:setup_worker"),
+            *("--processes", str(count), "--threads", "1", "--queues", self.queue),
+            *("--worker-shutdown-timeout", str(int(stop_timeout_s * 1000))),
         ]
         env = {
             ALIAS_ENV: self.alias,
             "dramatiq_queue_prefetch": str(PREFETCH),
             "dramatiq_worker_timeout": str(POLL_MS),
         }
-        CommandWorkers(f"dramatiq[{self.alias}]", cmd, env, stop_timeout_s + 10).run(stop)
+        return WorkerCommand(f"dramatiq[{self.alias}]", argv, env, stop_timeout_s + 10)
 
     def close(self) -> None:
         with self._lock:

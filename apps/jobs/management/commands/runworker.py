@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.jobs.relay import relay_loop
 from tasks.backends.registry import UnknownBackend, backend_aliases, get_backend
+from tasks.supervisor import run_workers
 from tasks.workloads import WORKLOAD_OVERRIDE_ENV, parse_workload
 
 
@@ -44,5 +45,5 @@ class Command(BaseCommand):
             f"runworker: backend={backend} workers={workers} "
             f"workload={workload or 'per job'} (Ctrl-C stops after current jobs)"
         )
-        impl.run_workers(workers, stop=stop)
+        run_workers(impl, workers, stop=stop)
         self.stdout.write("runworker: stopped")
