@@ -33,25 +33,27 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import django
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 os.environ["OMP_THREAD_LIMIT"] = "1"
+django.setup()  # a script entry point: the engine modules below need the settings
+
+import ocrmypdf  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from apps.ocr import corpus, engine, probes  # noqa: E402
+from apps.ocr import passthrough as plugin  # noqa: E402
+from apps.ocr.engine import PredictRequest, run_ocr  # noqa: E402
 
 BARE = "tesseract txt (bare)"
 ALL_ON = {"probe_cache": True, "passthrough": True, "sandwich": True, "stream_output": True}
 
 
-def setup_django() -> None:
-    import django
-
-    django.setup()
-
-
 def cli_command(source: Path, output: Path) -> list[str]:
     """The OCRmyPDF command line with the engine's options (see engine._ocr_options)."""
-    from django.conf import settings
-
     return [
         sys.executable, "-m", "ocrmypdf", "--quiet",
         "--jobs", "1", "--output-type", "pdf", "--optimize", "0", "--mode", "skip",
@@ -68,9 +70,6 @@ def engine_configured(
     *, probe_cache: bool, passthrough: bool, sandwich: bool, stream_output: bool
 ) -> Iterator[None]:
     """Turn the engine's overhead cuts off for one run (all True = the engine as is)."""
-    from apps.ocr import engine, probes
-    from apps.ocr import passthrough as plugin
-
     saved = engine._ocr_options, plugin._page_image, engine._ocrmypdf_errors
     if not probe_cache:
         probes.uninstall()
@@ -91,9 +90,6 @@ def engine_configured(
 
 def variants(document: str, work: Path, *, ablation: bool, cli: bool) -> dict[str, Callable]:
     """name -> a callable doing one run."""
-    from apps.ocr import corpus
-    from apps.ocr.engine import PredictRequest, run_ocr
-
     source = corpus.resolve(document)
     image = work / "page.png"
     corpus.render_page(document).save(image, dpi=(300, 300))
@@ -102,7 +98,7 @@ def variants(document: str, work: Path, *, ablation: bool, cli: bool) -> dict[st
     def run(args: list[str]) -> Callable[[], object]:
         return lambda: subprocess.run(args, env=env, check=True, capture_output=True)
 
-    def engine(**switches: bool) -> Callable[[], object]:
+    def engine_run(**switches: bool) -> Callable[[], object]:
         def call() -> object:
             with engine_configured(**{**ALL_ON, **switches}):
                 return run_ocr(PredictRequest(source=source, name=document))
@@ -113,11 +109,11 @@ def variants(document: str, work: Path, *, ablation: bool, cli: bool) -> dict[st
     runs = {
         BARE: run(["tesseract", str(image), str(work / "bare")]),
         "tesseract pdf+txt": run(["tesseract", *textonly]),
-        "run_ocr": engine(),
-        "run_ocr, before": engine(**{key: False for key in ALL_ON}),
+        "run_ocr": engine_run(),
+        "run_ocr, before": engine_run(**{key: False for key in ALL_ON}),
     }
     if ablation:
-        runs |= {f"run_ocr, no {key}": engine(**{key: False}) for key in ALL_ON}
+        runs |= {f"run_ocr, no {key}": engine_run(**{key: False}) for key in ALL_ON}
     if cli:
         runs["ocrmypdf CLI"] = run(cli_command(source, work / "cli.pdf"))
     return runs
@@ -146,8 +142,6 @@ def measure(runs: dict[str, Callable[[], object]], count: int) -> dict[str, list
 
 
 def versions() -> str:
-    import ocrmypdf
-
     tesseract = subprocess.run(["tesseract", "--version"], capture_output=True, text=True)
     gs = subprocess.run(["gs", "--version"], capture_output=True, text=True)
     commit = subprocess.run(
@@ -193,9 +187,6 @@ def report(times: dict[str, list[tuple]], document: str, count: int, load: tuple
 
 def engine_breakdown(document: str, count: int) -> None:
     """Median of each timing key run_ocr reports."""
-    from apps.ocr import corpus
-    from apps.ocr.engine import PredictRequest, run_ocr
-
     source = corpus.resolve(document)
     results = [run_ocr(PredictRequest(source=source, name=document)) for _ in range(count)]
     keys = results[0].timings.keys()
@@ -210,9 +201,6 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="one change off at a time")
     parser.add_argument("--with-cli", action="store_true", help="also time python -m ocrmypdf")
     args = parser.parse_args()
-    setup_django()
-    from django.conf import settings
-
     logging.getLogger("ocrmypdf").setLevel(logging.WARNING)
     load_before = os.getloadavg()
     print(versions())

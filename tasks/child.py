@@ -1,6 +1,6 @@
 """The workload runs in a child process that the worker can kill: hard limits even in C.
 
-Each worker thread keeps one long-lived child (`child_main(FD)`, in a session of
+Each worker thread keeps one long-lived child (tasks/child_main.py, in a session of
 its own, talking over a socket pair): it runs one workload at a time, so OCRmyPDF's
 imports and caches stay warm between jobs. Past the job's hard time limit, or when its
 lease is lost, the worker kills the child's whole process group (Tesseract and
@@ -13,16 +13,13 @@ error code. Nothing here decides retries (apps/jobs/retry.py does).
 """
 
 import contextlib
-import ctypes
 import logging
 import os
-import resource
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,10 +27,8 @@ from pathlib import Path
 log = logging.getLogger("tasks.child")
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT_S = 120.0  # Django set-up of a fresh child on a loaded machine
-PR_SET_PDEATHSIG = 1
 READY = "ready"
-# Not `-m tasks.child`: the classes must pickle as tasks.child.*, not __main__.*.
-CHILD_MAIN = "import sys; from tasks.child import child_main; child_main(int(sys.argv[1]))"
+CHILD_MODULE = "tasks.child_main"  # the workload process: `python -m tasks.child_main FD`
 
 
 @dataclass(frozen=True)
@@ -71,7 +66,7 @@ class WorkloadProcess:
     def start(self) -> None:
         parent, child = socket.socketpair()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD_MAIN, str(child.fileno())],
+            [sys.executable, "-m", CHILD_MODULE, str(child.fileno())],
             cwd=ROOT,
             pass_fds=[child.fileno()],
             start_new_session=True,  # killpg reaches Tesseract and Ghostscript too
@@ -130,77 +125,3 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-# --- in the child ---------------------------------------------------------------------
-
-
-def child_main(fd: int) -> None:
-    """Serve WorkRequests from the socket until the worker closes it."""
-    with contextlib.suppress(OSError, AttributeError):  # die with the worker (Linux)
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when to stop
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
-    import django
-
-    django.setup()
-    conn = Connection(fd)
-    conn.send(READY)
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        reply = run_request(request)
-        conn.send(reply)
-        if reply.code == "memory":
-            return  # a process that hit its limit may be in a bad state: start afresh
-
-
-def run_request(request: WorkRequest) -> WorkReply:
-    """Run one workload under the memory limit; every failure becomes a reply."""
-    from apps.jobs.models import OcrJob
-    from tasks.workloads import WorkloadError, run_job_workload
-
-    job = OcrJob(
-        workload=request.workload,
-        document=request.document,
-        upload=request.upload,
-        language=request.language,
-    )
-    started = time.monotonic()
-    try:
-        with memory_limit(request.memory_limit_mb):
-            result = run_job_workload(job, request.workload)
-    except MemoryError:
-        error = f"job exceeded its memory limit of {request.memory_limit_mb} MB"
-        return WorkReply(ok=False, error=error, code="memory")
-    except WorkloadError as exc:
-        return WorkReply(ok=False, error=str(exc), code=exc.code, permanent=exc.permanent)
-    except Exception as exc:
-        return WorkReply(ok=False, error=f"{type(exc).__name__}: {exc}", code="workload_failed")
-    return WorkReply(ok=True, result=result, timings={"child_s": time.monotonic() - started})
-
-
-@contextlib.contextmanager
-def memory_limit(megabytes: int):
-    """Cap this process's address space at what it maps now plus `megabytes`."""
-    if megabytes <= 0:
-        yield
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = _mapped_bytes() + megabytes * 1024 * 1024
-    if hard != resource.RLIM_INFINITY:
-        cap = min(cap, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-
-
-def _mapped_bytes() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
-            return int(line.split()[1]) * 1024
-    return 0

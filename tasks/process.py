@@ -20,9 +20,9 @@ from django.db import DatabaseError, close_old_connections, connection
 from apps.jobs import services
 from apps.jobs.models import OcrJob
 from apps.jobs.retry import ErrorCode
+from apps.jobs.workloads import effective_workload
 from tasks.child import WorkReply, WorkRequest
 from tasks.limits import Lease, LeaseLost, drop_connection, run_limited
-from tasks.workloads import effective_workload
 
 log = logging.getLogger("tasks.process")
 STORE_RETRY_S = 30.0  # keep retrying the final write this long (a PostgreSQL restart)
@@ -69,7 +69,7 @@ def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) 
         job_id,
         outcome,
         job.backend,
-        effective_workload(job),
+        effective_workload(job.workload),
         job.attempts,
         time.monotonic() - started,
         worker,
@@ -80,7 +80,7 @@ def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) 
 def _request(job: OcrJob) -> WorkRequest:
     return WorkRequest(
         job_id=str(job.id),
-        workload=effective_workload(job),
+        workload=effective_workload(job.workload),
         document=job.document,
         upload=job.upload.name if job.upload else "",
         language=job.language,

@@ -1,14 +1,13 @@
 """Run N worker processes for a plain adapter; restart any that dies; stop them cleanly.
 
-Children are started with `spawn` (no inherited broker sockets or client threads) in a
-process group of their own, so a Ctrl-C in the terminal reaches only the supervisor,
-which then asks each child to stop after its current job (SIGTERM).
+Children are fresh interpreters (`python -m tasks.worker`: no inherited broker sockets
+or client threads), each in a session of its own, so a Ctrl-C in the terminal reaches
+only the supervisor, which then asks each child to stop after its current job (SIGTERM).
 """
 
 import contextlib
 import ctypes
 import logging
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -21,6 +20,7 @@ from django.conf import settings
 from tasks.backends.base import Backend
 
 log = logging.getLogger("tasks.supervisor")
+WORKER_MODULE = "tasks.worker"  # one consume-loop process: python -m tasks.worker ALIAS INDEX
 RESTART_DELAY_S = 1.0
 STOP_GRACE_S = 10.0  # on top of the job time limit
 # For framework worker commands (Celery, Dramatiq) run by CommandWorkers:
@@ -29,35 +29,6 @@ RESTART_MAX_DELAY_S = 30.0
 HEALTHY_AFTER_S = 60.0  # a command that ran this long restarts after RESTART_DELAY_S
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 PARENT_DEATH_SIGNAL = getattr(signal, "SIGRTMIN", 34) + 1  # used by neither framework
-
-
-def worker_main(alias: str, index: int) -> None:
-    """Entry point of one worker process: consume one job at a time until told to stop."""
-    os.setpgid(0, 0)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    import django
-
-    django.setup()
-    from apps.jobs.services import worker_name
-    from tasks.backends.registry import get_backend
-    from tasks.consume import consume_loop, handle_message
-    from tasks.limits import prestart
-
-    name = worker_name()
-    log.info("worker %d (%s) consuming %s", index, name, alias)
-    prestart()  # the workload's child process starts while the consumer connects
-
-    def handle(job_id, claimed=None) -> str:
-        return handle_message(job_id, worker=name, claimed=claimed)
-
-    backend = get_backend(alias)
-    try:
-        consume_loop(backend.open_consumer(name), handle, stop=stop)
-    finally:
-        backend.close()
-    log.info("worker %d (%s) stopped", index, name)
 
 
 def run_workers(backend: Backend, count: int, *, stop: threading.Event) -> None:
@@ -71,10 +42,11 @@ def run_workers(backend: Backend, count: int, *, stop: threading.Event) -> None:
 
 
 class Supervisor:
+    """`count` processes of the consume loop (`python -m tasks.worker ALIAS INDEX`)."""
+
     def __init__(self, alias: str, count: int):
         self.alias, self.count = alias, count
-        self.ctx = multiprocessing.get_context("spawn")
-        self.procs: dict[int, multiprocessing.Process] = {}
+        self.procs: dict[int, subprocess.Popen] = {}
 
     def run(self, stop: threading.Event) -> None:
         for index in range(self.count):
@@ -84,32 +56,36 @@ class Supervisor:
         self._stop_all()
 
     def _start(self, index: int) -> None:
-        proc = self.ctx.Process(
-            target=worker_main, args=(self.alias, index), name=f"ocrlab-{self.alias}-{index}"
+        # A session of its own: a Ctrl-C in the terminal reaches only the supervisor.
+        self.procs[index] = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE, self.alias, str(index)],
+            start_new_session=True,
         )
-        proc.start()
-        self.procs[index] = proc
 
     def _restart_dead(self) -> None:
         for index, proc in list(self.procs.items()):
-            if not proc.is_alive():
+            if proc.poll() is not None:
                 log.warning(
-                    "worker %d (pid %s) exited with %s; restarting", index, proc.pid, proc.exitcode
+                    "worker %d (pid %s) exited with %s; restarting",
+                    index,
+                    proc.pid,
+                    proc.returncode,
                 )
                 time.sleep(RESTART_DELAY_S)
                 self._start(index)
 
     def _stop_all(self) -> None:
         for proc in self.procs.values():
-            if proc.is_alive():
-                os.kill(proc.pid, signal.SIGTERM)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + settings.JOB_TIME_LIMIT_S + STOP_GRACE_S
         for proc in self.procs.values():
-            proc.join(max(0.0, deadline - time.monotonic()))
-            if proc.is_alive():
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 log.error("worker pid %s did not stop in time; killing it", proc.pid)
-                proc.kill()
-                proc.join()
+                _signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 class CommandWorkers:

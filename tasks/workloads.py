@@ -1,15 +1,17 @@
-"""What a job does once claimed. `ocr` is the real work; the others isolate the queue."""
+"""Run a workload (apps/jobs/workloads.py parses the spec) in the workload process
+(tasks/child_main.py): `ocr` is the real work; the others isolate the queue."""
 
 import ctypes
-import os
 import time
-from pathlib import Path
 
-from apps.jobs.models import OcrJob
+from apps.jobs.selectors import media_path
 from apps.jobs.services import JobResult
+from apps.jobs.workloads import parse_workload
+from apps.ocr.corpus import resolve
+from apps.ocr.engine import OcrError, PredictRequest, run_ocr
+from tasks.child import WorkRequest
 
-WORKLOAD_OVERRIDE_ENV = "OCRLAB_WORKLOAD_OVERRIDE"  # set by `runworker --workload`
-MAX_SECONDS = 3600.0
+TRANSIENT_OCR_CODES = {"timeout", "ocr_failed"}
 
 
 class WorkloadError(Exception):
@@ -23,42 +25,11 @@ class WorkloadError(Exception):
         self.code = code or "workload_failed"
 
 
-TRANSIENT_OCR_CODES = {"timeout", "ocr_failed"}
-
-
-def parse_workload(spec: str) -> tuple[str, float]:
-    """Validate `ocr`, `noop`, `fail`, `sleep:S`, `cpu:S`, `hang:S` (S seconds inside C
-    code, where no Python signal handler runs) or `alloc:MB` (allocate MB megabytes: an
-    allocation bomb for the memory limit); raise ValueError otherwise."""
-    name, _, arg = spec.strip().partition(":")
-    if name in {"ocr", "noop", "fail"} and not arg:
-        return name, 0.0
-    if name in {"sleep", "cpu", "hang", "alloc"}:
-        try:
-            seconds = float(arg)
-        except ValueError:
-            raise ValueError(f"workload {name!r} needs seconds, e.g. {name}:0.5") from None
-        if not 0 <= seconds <= MAX_SECONDS:
-            raise ValueError(f"workload seconds must be between 0 and {MAX_SECONDS:g}")
-        return name, seconds
-    raise ValueError(
-        f"unknown workload {spec!r}; use ocr, noop, fail, sleep:S, cpu:S, hang:S or alloc:MB"
-    )
-
-
-def effective_workload(job: OcrJob) -> str:
-    return os.environ.get(WORKLOAD_OVERRIDE_ENV) or job.workload
-
-
-def run_workload(job: OcrJob) -> JobResult:
-    return run_job_workload(job, effective_workload(job))
-
-
-def run_job_workload(job: OcrJob, spec: str) -> JobResult:
-    """Run workload `spec` for `job` in this process (tasks.child calls it)."""
-    name, seconds = parse_workload(spec)
+def run_workload(request: WorkRequest) -> JobResult:
+    """Run `request.workload` for the job's document in this process."""
+    name, seconds = parse_workload(request.workload)
     if name == "ocr":
-        return _ocr(job)
+        return _ocr(request)
     if name == "fail":
         raise WorkloadError("workload 'fail' always fails (used to test retries)")
     if name == "sleep":
@@ -80,13 +51,14 @@ def _spin(seconds: float) -> None:
         x = (x * 31 + 7) % 1_000_003
 
 
-def _ocr(job: OcrJob) -> JobResult:
-    from apps.ocr.corpus import resolve
-    from apps.ocr.engine import OcrError, PredictRequest, run_ocr
-
-    source = Path(job.upload.path) if job.upload else resolve(job.document)
+def _ocr(request: WorkRequest) -> JobResult:
+    source = media_path(request.upload) if request.upload else resolve(request.document)
+    if source is None:
+        raise WorkloadError("the job's upload is not under MEDIA_ROOT", permanent=True)
     try:
-        result = run_ocr(PredictRequest(source=source, name=job.document, language=job.language))
+        result = run_ocr(
+            PredictRequest(source=source, name=request.document, language=request.language)
+        )
     except OcrError as exc:
         permanent = exc.code not in TRANSIENT_OCR_CODES
         raise WorkloadError(

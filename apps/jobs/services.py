@@ -25,6 +25,7 @@ from apps.jobs import retry as retry_policy
 from apps.jobs.models import FINISHED, READY, JobStatus, OcrJob
 from apps.jobs.retry import ErrorCode
 from apps.jobs.selectors import media_path
+from tasks.backends.registry import get_backend
 
 log = logging.getLogger(__name__)
 SYNC_LEASE_MARGIN_S = 30.0  # a sync call's lease: the HTTP timeout plus this
@@ -90,8 +91,6 @@ def job_create(
 
 def job_publish(*, job_id: UUID, backend: str) -> bool:
     """Send the job to its broker. A failure leaves it PENDING for the relay to retry."""
-    from tasks.backends.registry import get_backend
-
     sent_at = timezone.now()
     try:
         get_backend(backend).publish(job_id)
@@ -292,8 +291,6 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
     (worker died) and, for brokers, QUEUED ones whose message is long overdue (lost before
     any claim). Duplicates are harmless: a claim skips a job that is not ready. Also fails
     sync (V0-V2) calls whose lease ran out."""
-    from tasks.backends.registry import get_backend
-
     now = timezone.now()
     sync_failed = jobs_fail_expired_sync()
     expired = jobs_requeue_expired(backend=backend)

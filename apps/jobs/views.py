@@ -11,9 +11,9 @@ from apps.jobs import selectors, services
 from apps.jobs.pagination import JobPagination
 from apps.jobs.permissions import check_workload_allowed
 from apps.jobs.serializers import JobOutputSerializer
+from apps.jobs.workloads import parse_workload
 from apps.ocr.inputs import DocumentSerializer
 from tasks.backends.registry import backend_aliases, backend_for_version
-from tasks.workloads import parse_workload
 
 
 class JobInputSerializer(DocumentSerializer):

@@ -6,6 +6,7 @@ the corpus names, uploads are checked by content and size.
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from rest_framework import serializers
 
@@ -52,8 +53,6 @@ class DocumentSerializer(serializers.Serializer):
         return value
 
     def validate_language(self, value: str) -> str:
-        from django.conf import settings
-
         if value not in settings.OCR_LANGUAGES:
             raise serializers.ValidationError(
                 f"language {value!r} is not installed; choose one of {settings.OCR_LANGUAGES}"

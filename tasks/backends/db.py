@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 
 from apps.jobs import services
+from apps.jobs.models import READY, OcrJob
 from tasks.backends.base import Backend, Message
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,6 @@ class DatabaseBackend(Backend):
         return TableConsumer(self, worker)
 
     def purge(self) -> None:
-        from apps.jobs.models import READY, OcrJob
-
         OcrJob.objects.filter(backend=self.alias, status__in=READY).delete()
 
 

@@ -7,9 +7,9 @@ import threading
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.jobs.relay import relay_loop
+from apps.jobs.workloads import WORKLOAD_OVERRIDE_ENV, parse_workload
 from tasks.backends.registry import UnknownBackend, backend_aliases, get_backend
 from tasks.supervisor import run_workers
-from tasks.workloads import WORKLOAD_OVERRIDE_ENV, parse_workload
 
 
 class Command(BaseCommand):
