@@ -220,15 +220,13 @@ RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
 
 # Backends by alias, resolved by tasks.backends.registry (like DATABASES).
 JOB_BACKENDS = {
-    "db": {"BACKEND": "tasks.backends.db.DatabaseBackend", "VERSION": "v3"},
+    "db": {"BACKEND": "tasks.backends.db.DatabaseBackend"},
     "redis": {
         "BACKEND": "tasks.backends.redis_streams.RedisStreamsBackend",
-        "VERSION": "v4",
         "OPTIONS": {"url": REDIS_URL},
     },
     "rabbit": {
         "BACKEND": "tasks.backends.celery.CeleryBackend",
-        "VERSION": "v5",
         "OPTIONS": {"url": AMQP_URL},
     },
     "celery-redis": {
@@ -245,7 +243,6 @@ JOB_BACKENDS = {
     },
     "kafka": {
         "BACKEND": "tasks.backends.kafka.KafkaBackend",
-        "VERSION": "v6",
         "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS},
     },
     # In-process queue for the fast core tests (one process only: no runworker).
