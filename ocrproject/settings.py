@@ -249,8 +249,7 @@ JOB_BACKENDS = {
     "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend", "IN_PROCESS": True},
 }
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
-# outbox relay at work.
-VERSION_BACKENDS = {"v3": "db", "v4": "redis", "v5": "rabbit", "v6": "kafka"}
+# outbox relay at work. Which alias each of V3-V6 submits to: apps/jobs/versions.py.
 
 # --- operations (apps/ops) -------------------------------------------------------------
 # /healthz, /readyz and /metrics need no login. OPS_ALLOWED_NETWORKS (CIDRs, comma-separated)
