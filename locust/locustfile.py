@@ -1,4 +1,5 @@
-"""Load scenarios for the OCR job-queue lab: one user class per version.
+"""Load scenarios for the OCR job-queue lab: one user class per version (made from
+apps/jobs/versions.py: V0SyncUser .. V2SyncUser, V3JobUser .. V6JobUser, ApiJobUser).
 
     locust -f locust/locustfile.py                        # web UI on :8089, API on :8000
     locust -f locust/locustfile.py --headless -u 16 -r 16 --ocr-version v4 --jobs-per-user 16
@@ -18,33 +19,32 @@ The class is chosen by --ocr-version unless classes are named on the command lin
 from __future__ import annotations
 
 import logging
-import sys
 import time
-from pathlib import Path
 
 import gevent
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
-from ocr_scenario import (
+from ocr_scenario import (  # puts the project root on the path, for ocrproject below
     DEFAULTS,
     FINISHED,
     JOB_NAME,
     JOB_TYPE,
     POLL_NAME,
+    QUEUE_VERSIONS,
+    ROOT,
     SUBMIT_NAME,
+    SYNC_VERSIONS,
     VERSIONS,
     WAIT_MODES,
     WAIT_NAME,
     job_outcome,
     poll_delays,
     scenario_from_options,
+    user_class_name,
     wait_param_s,
 )
 
 from locust import FastHttpUser, constant, events, task
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from ocrproject.env import api_auth_headers, load_dotenv  # noqa: E402 (needs ROOT on the path)
+from ocrproject.env import api_auth_headers, load_dotenv
 
 load_dotenv(ROOT / ".env")  # OCRLAB_API_TOKEN, unless the environment already sets it
 DEFAULT_HOST = "http://127.0.0.1:8000"
@@ -56,7 +56,12 @@ _done_users: set[int] = set()
 
 
 OPTIONS = [  # (flag, type, help); defaults from ocr_scenario.DEFAULTS
-    ("--ocr-version", str, "v0-v2 sync, v3-v6 queue, api: POST /api/jobs with --backend"),
+    (
+        "--ocr-version",
+        str,
+        f"sync {','.join(SYNC_VERSIONS)}; queue {','.join(QUEUE_VERSIONS)}; "
+        "api: POST /api/jobs with --backend",
+    ),
     ("--backend", str, "backend alias for --ocr-version api (db, redis, dramatiq, ...)"),
     ("--workload", str, "ocr, noop, sleep:S or cpu:S (queue versions)"),
     ("--pdf-name", str, "corpus document: sample.pdf, multipage.pdf, degraded.pdf"),
@@ -218,53 +223,14 @@ def _short(text: str | None, limit: int = 160) -> str:
     return (text or "").replace("\n", " ")[:limit]
 
 
-class V0SyncUser(_SyncUser):
-    version = "v0"
+def _user_class(version: str) -> type:
+    base = _SyncUser if version in SYNC_VERSIONS else _JobUser
+    return type(user_class_name(version), (base,), {"version": version, "__module__": __name__})
 
 
-class V1SyncUser(_SyncUser):
-    version = "v1"
-
-
-class V2SyncUser(_SyncUser):
-    version = "v2"
-
-
-class V3JobUser(_JobUser):
-    version = "v3"
-
-
-class V4JobUser(_JobUser):
-    version = "v4"
-
-
-class V5JobUser(_JobUser):
-    version = "v5"
-
-
-class V6JobUser(_JobUser):
-    version = "v6"
-
-
-class ApiJobUser(_JobUser):
-    """POST /api/jobs with --backend ALIAS (celery-redis, dramatiq, ...)."""
-
-    version = "api"
-
-
-USER_CLASSES = {
-    cls.version: cls
-    for cls in (
-        V0SyncUser,
-        V1SyncUser,
-        V2SyncUser,
-        V3JobUser,
-        V4JobUser,
-        V5JobUser,
-        V6JobUser,
-        ApiJobUser,
-    )
-}
+# One class per version; locust finds user classes among the module's names.
+USER_CLASSES = {version: _user_class(version) for version in VERSIONS}
+globals().update({cls.__name__: cls for cls in USER_CLASSES.values()})
 
 
 @events.test_start.add_listener

@@ -1,15 +1,27 @@
 """What the locust users do, as plain data and functions (no locust import, so tests can
 load this module without gevent's monkey patching).
+
+The versions come from apps/jobs/versions.py: this module puts the project root on the
+path (locust itself adds only locust/ and the working directory).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
-SYNC_VERSIONS = ("v0", "v1", "v2")
-QUEUE_VERSIONS = ("v3", "v4", "v5", "v6")
-VERSIONS = SYNC_VERSIONS + QUEUE_VERSIONS + ("api",)
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from apps.jobs import versions  # noqa: E402 (needs ROOT on the path)
+
+SYNC_VERSIONS = versions.sync_versions()
+QUEUE_VERSIONS = versions.queue_versions()
+API_VERSION = versions.API_VERSION
+VERSIONS = versions.names()  # v0..v6, api
 FINISHED = ("DONE", "FAILED", "CANCELLED")
 
 SUBMIT_NAME = "submit"  # the bench reads this line of the stats CSV for submit latency
@@ -62,22 +74,18 @@ class Scenario:
 
     @property
     def submit_path(self) -> str:
-        if self.is_sync:
-            return f"/{self.version}/ocr/sync"
-        return "/api/jobs" if self.version == "api" else f"/{self.version}/ocr/jobs"
+        return versions.submit_path(self.version)
 
     def status_path(self, job_id: str) -> str:
         """Where to poll a submitted job."""
-        if self.version == "api":
-            return f"/api/jobs/{job_id}"
-        return f"/{self.version}/ocr/jobs/{job_id}"
+        return versions.status_path(self.version, job_id)
 
     def submit_body(self) -> dict:
         """JSON body of the submit (sync call or job) request."""
         body = {"pdfName": self.pdf_name, "tag": self.run_tag}
         if not self.is_sync:
             body["workload"] = self.workload
-        if self.version == "api":
+        if self.version == API_VERSION:
             body["backend"] = self.backend
         return body
 
@@ -89,6 +97,12 @@ class Scenario:
             raise ValueError(f"--wait-mode must be one of {', '.join(WAIT_MODES)}")
         if self.deadline_s <= 0 or self.jobs_per_user < 1 or self.poll_interval_s <= 0:
             raise ValueError("--deadline, --jobs-per-user and --poll-interval must be > 0")
+
+
+def user_class_name(version: str) -> str:
+    """The locust user class of a version: V0SyncUser .. V2SyncUser, V3JobUser ..
+    V6JobUser, ApiJobUser (name one on the command line to run only it)."""
+    return f"{version.capitalize()}{'Sync' if version in SYNC_VERSIONS else 'Job'}User"
 
 
 def scenario_from_options(options: object, version: str | None = None) -> Scenario:

@@ -220,15 +220,13 @@ RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
 
 # Backends by alias, resolved by tasks.backends.registry (like DATABASES).
 JOB_BACKENDS = {
-    "db": {"BACKEND": "tasks.backends.db.DatabaseBackend", "VERSION": "v3"},
+    "db": {"BACKEND": "tasks.backends.db.DatabaseBackend"},
     "redis": {
         "BACKEND": "tasks.backends.redis_streams.RedisStreamsBackend",
-        "VERSION": "v4",
         "OPTIONS": {"url": REDIS_URL},
     },
     "rabbit": {
         "BACKEND": "tasks.backends.celery.CeleryBackend",
-        "VERSION": "v5",
         "OPTIONS": {"url": AMQP_URL},
     },
     "celery-redis": {
@@ -245,15 +243,13 @@ JOB_BACKENDS = {
     },
     "kafka": {
         "BACKEND": "tasks.backends.kafka.KafkaBackend",
-        "VERSION": "v6",
         "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS},
     },
     # In-process queue for the fast core tests (one process only: no runworker).
     "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend", "IN_PROCESS": True},
 }
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
-# outbox relay at work.
-VERSION_BACKENDS = {"v3": "db", "v4": "redis", "v5": "rabbit", "v6": "kafka"}
+# outbox relay at work. Which alias each of V3-V6 submits to: apps/jobs/versions.py.
 
 # --- operations (apps/ops) -------------------------------------------------------------
 # /healthz, /readyz and /metrics need no login. OPS_ALLOWED_NETWORKS (CIDRs, comma-separated)

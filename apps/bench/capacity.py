@@ -19,6 +19,7 @@ from pathlib import Path
 
 from apps.bench.cells import QUEUE_VERSIONS, CellSpec, MatrixParams
 from apps.bench.metrics import SubmitStats
+from apps.jobs.versions import API_VERSION, submit_path
 
 SUBMIT = "submit"
 JOB_WORKLOAD = "noop"
@@ -94,9 +95,9 @@ def quick_params(version: str = "v3") -> MatrixParams:
 def loadgen_command(spec: CellSpec, run: SubmitRun) -> list[str]:
     """The load generator's command line for one cell."""
     body = {"pdfName": run.pdf_name, "tag": run.tag, "workload": JOB_WORKLOAD}
-    if spec.version == "api":
+    if spec.version == API_VERSION:
         body["backend"] = spec.backend
-    path = "/api/jobs" if spec.version == "api" else f"/{spec.version}/ocr/jobs"
+    path = submit_path(spec.version)
     opts = run.options
     return [
         sys.executable,

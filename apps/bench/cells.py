@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-SYNC_VERSIONS = ("v0", "v1", "v2")
-QUEUE_VERSIONS = ("v3", "v4", "v5", "v6")
-ALL_VERSIONS = SYNC_VERSIONS + QUEUE_VERSIONS
-SYNC_BACKEND = "http"
+from apps.jobs import versions
+
+SYNC_VERSIONS = versions.sync_versions()
+QUEUE_VERSIONS = versions.queue_versions()
+ALL_VERSIONS = SYNC_VERSIONS + QUEUE_VERSIONS  # the versions with their own endpoint
 
 
 @dataclass(frozen=True)
@@ -70,30 +71,30 @@ class MatrixParams:
     repeat: int = 1
 
 
-def target_spec(name: str, version_backends: dict[str, str]) -> tuple[str, str, str, str]:
+def target_spec(name: str) -> tuple[str, str, str, str]:
     """(target, kind, version, backend) for a version name or a backend alias."""
     if name in SYNC_VERSIONS:
-        return name, "sync", name, SYNC_BACKEND
+        return name, versions.SYNC, name, versions.SYNC_BACKEND
     if name in QUEUE_VERSIONS:
-        return name, "queue", name, version_backends[name]
-    return f"api:{name}", "queue", "api", name
+        return name, versions.QUEUE, name, versions.backend_for(name)
+    return f"{versions.API_VERSION}:{name}", versions.QUEUE, versions.API_VERSION, name
 
 
-def default_extra_backends(aliases: list[str], version_backends: dict[str, str]) -> list[str]:
+def default_extra_backends(aliases: list[str]) -> list[str]:
     """Aliases no version endpoint covers (the framework variants), reached via /api/jobs."""
-    covered = set(version_backends.values())
+    covered = set(versions.version_backends().values())
     return [alias for alias in aliases if alias not in covered]
 
 
-def build_matrix(params: MatrixParams, version_backends: dict[str, str]) -> list[CellSpec]:
+def build_matrix(params: MatrixParams) -> list[CellSpec]:
     """Every cell of the product, repeats outermost; V0-V2 only run the `ocr` workload."""
     names = list(params.versions) + list(params.backends)
     cells = []
     for repeat in range(1, params.repeat + 1):
         for name in names:
-            target, kind, version, backend = target_spec(name, version_backends)
+            target, kind, version, backend = target_spec(name)
             for workload in params.workloads:
-                if kind == "sync" and workload != "ocr":
+                if kind == versions.SYNC and workload != "ocr":
                     continue
                 users = params.noop_users if workload == "noop" else params.users
                 cells += [

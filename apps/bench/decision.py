@@ -12,9 +12,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from apps.bench import faults
+from apps.jobs import versions
 
 NOISE_REL = 0.05  # single runs: closer than 5 % to the best is "no difference"
-SYNC_NAMES = {"v0": "V0 sync HTTP", "v1": "V1 async HTTP", "v2": "V2 HTTP balancer"}
+SYNC_NAMES = {v.name: v.short for v in versions.VERSIONS if v.kind == versions.SYNC}
 BEST, SAME, WORSE = "best", "no difference", "worse"
 
 
@@ -54,7 +55,7 @@ CRITERIA = (
 
 def display_name(spec: dict) -> str:
     """Backend alias for queue targets, a readable name for V0-V2."""
-    if spec["kind"] == "sync":
+    if spec["kind"] == versions.SYNC:
         return SYNC_NAMES.get(spec["target"], spec["target"])
     return spec["backend"]
 

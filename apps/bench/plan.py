@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 
-from apps.bench.cells import QUEUE_VERSIONS, CellSpec, target_spec
+from apps.bench.cells import QUEUE_VERSIONS, SYNC_VERSIONS, CellSpec, target_spec
 from apps.bench.scenarios import FamilyParams, steps
+from apps.jobs import versions
 
 REFERENCE_JOBS = 16
 REFERENCE_DEADLINE_S = 60.0
@@ -26,7 +27,7 @@ LOCUST_S = 5.0  # locust start, spawn, poll tail, stop
 NOOP_JOB_S = 0.05  # one noop probe job end to end (pickup + bookkeeping + DB poll)
 BURST_PER_S = 150.0  # slowest backend's burst drain rate seen
 BUDGET_S = 30 * 60.0
-SINGLE_SERVER = ("v0", "v1")  # V0 and V1 use the first OCR server only
+SINGLE_SERVER = tuple(v.name for v in versions.VERSIONS if v.one_server)  # V0, V1: one server
 KAFKA_NOTE = (
     "A Kafka consumer group restarted at once may wait out the old members' session before "
     "it gets partitions (seen: ~60 s); cells of one target are kept apart."
@@ -34,12 +35,12 @@ KAFKA_NOTE = (
 CHAIN = "pickup+mixed+overload"  # at W = 2: three families in one warm stack
 
 
-def ocr_cells(names: list[str], vb: dict[str, str], workers: list[int]) -> list[CellSpec]:
+def ocr_cells(names: list[str], workers: list[int]) -> list[CellSpec]:
     """The reference scenario per target and W: 16 users x 1 job, all at once, 60 s."""
     cells = []  # workers outermost: a target's restarts are minutes apart (see KAFKA_NOTE)
     for w in workers:
         for name in names:
-            target, kind, version, backend = target_spec(name, vb)
+            target, kind, version, backend = target_spec(name)
             if name in SINGLE_SERVER and w != 1:
                 continue
             cells.append(
@@ -51,43 +52,41 @@ def ocr_cells(names: list[str], vb: dict[str, str], workers: list[int]) -> list[
     return cells
 
 
-def family_cells(
-    family: str, names: list[str], vb: dict[str, str], workers: list[int], repeats: int
-) -> list[CellSpec]:
+def family_cells(family: str, names: list[str], workers: list[int], repeats: int) -> list[CellSpec]:
     """One cell per queue target and W of a scenario family (apps.bench.scenarios)."""
     cells = []
     for w in workers:
         for name in names:
-            target, kind, version, backend = target_spec(name, vb)
+            target, kind, version, backend = target_spec(name)
             cells.append(
                 CellSpec(target, kind, version, backend, w, 0, 0, family, 60.0, 1, family, repeats)
             )
     return cells
 
 
-def full_plan(vb: dict[str, str], extra_backends: list[str]) -> list[CellSpec]:
+def full_plan(extra_backends: list[str]) -> list[CellSpec]:
     """`make bench`: V0-V2 and every backend x W 1/2/4 on OCR, plus the families."""
     queue = list(QUEUE_VERSIONS) + list(extra_backends)
     return (
-        ocr_cells(["v0", "v1", "v2", *queue], vb, [1, 2, 4])
-        + family_cells("pickup", queue, vb, [1, 4], repeats=3)
-        + family_cells(CHAIN, queue, vb, [2], repeats=3)
+        ocr_cells([*SYNC_VERSIONS, *queue], [1, 2, 4])
+        + family_cells("pickup", queue, [1, 4], repeats=3)
+        + family_cells(CHAIN, queue, [2], repeats=3)
     )
 
 
-def quick_plan(vb: dict[str, str], extra_backends: list[str]) -> list[CellSpec]:
+def quick_plan(extra_backends: list[str]) -> list[CellSpec]:
     """`--quick` (make demo): OCR on V2 and V3, pickup everywhere, mixed/overload on two."""
     queue = list(QUEUE_VERSIONS) + list(extra_backends)
     ocr = [
         CellSpec(t, k, v, b, w, 4, 1, "ocr", REFERENCE_DEADLINE_S)
-        for (t, k, v, b) in (target_spec("v2", vb), target_spec("v3", vb))
+        for (t, k, v, b) in (target_spec("v2"), target_spec("v3"))
         for w in (1, 2)
     ]
     two = [n for n in ("v3", "v6") if n in queue]
     return (
         ocr
-        + family_cells("pickup", [n for n in queue if n not in two], vb, [2], repeats=3)
-        + family_cells(CHAIN, two, vb, [2], repeats=3)
+        + family_cells("pickup", [n for n in queue if n not in two], [2], repeats=3)
+        + family_cells(CHAIN, two, [2], repeats=3)
     )
 
 
@@ -95,7 +94,7 @@ def estimate_s(spec: CellSpec, params: FamilyParams, *, ocr_job_s: float, cores:
     """Expected wall seconds of one cell (all its repeats)."""
     busy = max(1, min(spec.workers, cores))
     if spec.family == "load":
-        stack = SYNC_STACK_S if spec.kind == "sync" else STACK_S
+        stack = SYNC_STACK_S if spec.kind == versions.SYNC else STACK_S
         warm = math.ceil(2 / busy) * ocr_job_s if spec.workload == "ocr" else 1.0
         work = spec.jobs * (ocr_job_s if spec.workload == "ocr" else NOOP_JOB_S) / busy
         return stack + warm + LOCUST_S + work

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.jobs import versions
+
 
 class JobStatus(models.TextChoices):
     PENDING = "PENDING"  # row committed, not yet handed to the broker (the outbox)
@@ -16,24 +18,13 @@ class JobStatus(models.TextChoices):
     CANCELLED = "CANCELLED"  # stopped by an operator; workers honour it before and during a job
 
 
-class Version(models.TextChoices):
-    V0 = "v0", "v0: blocking HTTP call"
-    V1 = "v1", "v1: non-blocking HTTP call"
-    V2 = "v2", "v2: N OCR servers"
-    V3 = "v3", "v3: Postgres table queue"
-    V4 = "v4", "v4: Redis Streams"
-    V5 = "v5", "v5: Celery on RabbitMQ"
-    V6 = "v6", "v6: Kafka"
-    API = "api", "api: any backend by alias"
-
-
 FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 READY = (JobStatus.PENDING, JobStatus.QUEUED)
 
 
 class OcrJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    version = models.CharField(max_length=8, choices=Version.choices)
+    version = models.CharField(max_length=8, choices=versions.choices())  # apps/jobs/versions.py
     backend = models.CharField(max_length=32, help_text="Backend alias, or 'http' for V0-V2.")
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING)
     owner = models.ForeignKey(

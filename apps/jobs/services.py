@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce, Least, Now
 from django.utils import timezone
 
 from apps.jobs import retry as retry_policy
+from apps.jobs import versions
 from apps.jobs.models import FINISHED, READY, JobStatus, OcrJob
 from apps.jobs.retry import ErrorCode
 from apps.jobs.selectors import media_path
@@ -29,7 +30,7 @@ from tasks.backends.registry import get_backend
 
 log = logging.getLogger(__name__)
 SYNC_LEASE_MARGIN_S = 30.0  # a sync call's lease: the HTTP timeout plus this
-HTTP_BACKEND = "http"  # the backend of V0-V2 calls
+HTTP_BACKEND = versions.SYNC_BACKEND  # the backend of V0-V2 calls
 
 
 def _due() -> Q:

@@ -199,3 +199,7 @@ async def v1_sync(request):
 async def v2_sync(request):
     """V2: V1 spread over the first OCR_V2_SERVERS servers, least outstanding first."""
     return await _async_call(request, "v2", v2_balancer().lease)
+
+
+# The view of each sync version (apps/jobs/versions.py); urls.py routes them.
+VIEWS = {"v0": V0SyncView.as_view(), "v1": v1_sync, "v2": v2_sync}

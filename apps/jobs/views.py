@@ -7,13 +7,13 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.jobs import selectors, services
+from apps.jobs import selectors, services, versions
 from apps.jobs.pagination import JobPagination
 from apps.jobs.permissions import check_workload_allowed
 from apps.jobs.serializers import JobOutputSerializer
 from apps.jobs.workloads import parse_workload
 from apps.ocr.inputs import DocumentSerializer
-from tasks.backends.registry import backend_aliases, backend_for_version
+from tasks.backends.registry import backend_aliases
 
 
 class JobInputSerializer(DocumentSerializer):
@@ -69,9 +69,8 @@ class VersionJobsView(APIView):
 
     @extend_schema(request=JobInputSerializer, responses={202: JobOutputSerializer})
     def post(self, request, version: str):
-        return _submit(
-            request, JobInputSerializer, version=version, backend=backend_for_version(version)
-        )
+        backend = versions.backend_for(version)  # the URL converter admits queue versions only
+        return _submit(request, JobInputSerializer, version=version, backend=backend)
 
     @extend_schema(responses=JobOutputSerializer(many=True))
     def get(self, request, version: str):
@@ -83,7 +82,7 @@ class ApiJobsView(APIView):
 
     @extend_schema(request=ApiJobInputSerializer, responses={202: JobOutputSerializer})
     def post(self, request):
-        return _submit(request, ApiJobInputSerializer, version="api")
+        return _submit(request, ApiJobInputSerializer, version=versions.API_VERSION)
 
     @extend_schema(responses=JobOutputSerializer(many=True))
     def get(self, request):

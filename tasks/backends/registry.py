@@ -5,6 +5,7 @@ import threading
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from apps.jobs.versions import version_of_backend
 from tasks.backends.base import Backend
 
 _cache: dict[str, Backend] = {}
@@ -19,13 +20,6 @@ def backend_aliases() -> list[str]:
     """Aliases a worker command can serve (not the in-process `memory` test backend,
     marked "IN_PROCESS": True, which get_backend still resolves)."""
     return [a for a, conf in settings.JOB_BACKENDS.items() if not conf.get("IN_PROCESS")]
-
-
-def backend_for_version(version: str) -> str:
-    try:
-        return settings.VERSION_BACKENDS[version]
-    except KeyError:
-        raise UnknownBackend(f"no queue backend for version {version!r}") from None
 
 
 def get_backend(alias: str) -> Backend:
@@ -43,7 +37,7 @@ def _build(alias: str) -> Backend:
         known = ", ".join(backend_aliases())
         raise UnknownBackend(f"unknown backend {alias!r}; choose one of: {known}") from None
     cls = import_string(conf["BACKEND"])
-    return cls(alias, conf.get("OPTIONS", {}), conf.get("VERSION", "api"))
+    return cls(alias, conf.get("OPTIONS", {}), version_of_backend(alias))
 
 
 def reset_backends() -> None:

@@ -78,7 +78,7 @@ def test_tiny_submit_cell_on_db(subprocess_env, settings, tmp_path):
     params = params.__class__(
         **{**params.__dict__, "users": [4], "noop_users": [4], "jobs_per_user": 3, "workers": [1]}
     )
-    cells = build_matrix(params, settings.VERSION_BACKENDS)
+    cells = build_matrix(params)
     config = RunConfig(
         out_dir=tmp_path / "run",
         env=subprocess_env,

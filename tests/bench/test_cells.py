@@ -13,18 +13,16 @@ from apps.bench.cells import (
 )
 from apps.bench.session import format_duration, progress_line
 
-VB = {"v3": "db", "v4": "redis", "v5": "rabbit", "v6": "kafka"}
-
 
 def test_targets_map_versions_and_aliases():
-    assert target_spec("v1", VB) == ("v1", "sync", "v1", "http")
-    assert target_spec("v5", VB) == ("v5", "queue", "v5", "rabbit")
-    assert target_spec("dramatiq", VB) == ("api:dramatiq", "queue", "api", "dramatiq")
+    assert target_spec("v1") == ("v1", "sync", "v1", "http")
+    assert target_spec("v5") == ("v5", "queue", "v5", "rabbit")
+    assert target_spec("dramatiq") == ("api:dramatiq", "queue", "api", "dramatiq")
 
 
 def test_extra_backends_are_the_aliases_no_version_covers():
     aliases = ["db", "redis", "rabbit", "celery-redis", "dramatiq", "kafka"]
-    assert default_extra_backends(aliases, VB) == ["celery-redis", "dramatiq"]
+    assert default_extra_backends(aliases) == ["celery-redis", "dramatiq"]
 
 
 def test_matrix_product_skips_noop_for_sync_versions_and_repeats_outermost():
@@ -37,7 +35,7 @@ def test_matrix_product_skips_noop_for_sync_versions_and_repeats_outermost():
         workloads=["ocr", "noop"],
         repeat=2,
     )
-    cells = build_matrix(params, VB)
+    cells = build_matrix(params)
     # per repeat: v0 ocr 2 + v3 (ocr 2 + noop 4) + dramatiq (ocr 2 + noop 4) = 14
     assert len(cells) == 28
     assert {c.workload for c in cells if c.target == "v0"} == {"ocr"}
@@ -50,7 +48,7 @@ def test_matrix_product_skips_noop_for_sync_versions_and_repeats_outermost():
 
 def test_quick_matrix_is_small():
     params = quick_params(["v3", "v4", "dramatiq"])
-    cells = [c for p in params for c in build_matrix(p, VB)]
+    cells = [c for p in params for c in build_matrix(p)]
     noop = [c for c in cells if c.workload == "noop"]
     ocr = [c for c in cells if c.workload == "ocr"]
     assert {c.target for c in noop} == {"v3", "v4", "api:dramatiq"}

@@ -11,7 +11,6 @@ from apps.bench.plan import BUDGET_S, estimate_total_s, full_plan, quick_plan
 from apps.bench.scenarios import FULL, QUICK, _mixed_schedule, steps
 from apps.bench.stray import refusal, stray_workers
 
-VB = {"v3": "db", "v4": "redis", "v5": "rabbit", "v6": "kafka"}
 EXTRA = ["celery-redis", "dramatiq", "dramatiq-redis"]
 
 
@@ -54,7 +53,7 @@ def test_overload_drain_lost_and_growth():
 
 
 def test_full_plan_covers_the_matrix_within_budget():
-    cells = full_plan(VB, EXTRA)
+    cells = full_plan(EXTRA)
     ocr = [c for c in cells if c.workload == "ocr"]
     assert {c.target for c in ocr} == {
         "v0",
@@ -69,7 +68,7 @@ def test_full_plan_covers_the_matrix_within_budget():
     chained = [step.family for step in steps(next(c for c in cells if "+" in c.family))]
     assert chained == ["pickup", "mixed", "overload"] and len(pickup) == 21
     assert estimate_total_s(cells, FULL, ocr_job_s=2.0, cores=2) <= BUDGET_S
-    assert estimate_total_s(quick_plan(VB, EXTRA), QUICK, ocr_job_s=2.0, cores=2) <= 5 * 60
+    assert estimate_total_s(quick_plan(EXTRA), QUICK, ocr_job_s=2.0, cores=2) <= 5 * 60
 
 
 def test_mixed_schedule_interleaves_long_and_short():

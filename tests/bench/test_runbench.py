@@ -28,7 +28,7 @@ def test_tiny_bench_end_to_end(subprocess_env, settings, tmp_path):
         workloads=["noop"],
         deadline_s=60.0,
     )
-    cells = build_matrix(params, settings.VERSION_BACKENDS)
+    cells = build_matrix(params)
     config = RunConfig(
         out_dir=tmp_path / "run",
         env=subprocess_env,

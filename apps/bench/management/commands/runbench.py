@@ -52,8 +52,8 @@ class Command(BaseCommand):
         add(
             "--versions",
             default=None,
-            help="v0..v6 (comma list, or none); any matrix option runs a custom matrix "
-            "instead of the full plan",
+            help=f"{','.join(ALL_VERSIONS)} (comma list, or none); any matrix option runs a "
+            "custom matrix instead of the full plan",
         )
         add(
             "--backends",
@@ -182,19 +182,21 @@ class Command(BaseCommand):
             backends = (
                 parse_name_list(opts["backends"])
                 if opts["backends"] is not None
-                else default_extra_backends(backend_aliases(), settings.VERSION_BACKENDS)
+                else default_extra_backends(backend_aliases())
             )
             unknown = [v for v in versions if v not in ALL_VERSIONS] + [
                 b for b in backends if b not in backend_aliases()
             ]
             if unknown:
-                raise ValueError(f"unknown versions/backends: {', '.join(unknown)}")
+                raise ValueError(
+                    f"unknown versions/backends: {', '.join(unknown)} (versions: "
+                    f"{', '.join(ALL_VERSIONS)}; backends: {', '.join(backend_aliases())})"
+                )
             return self._matrix(opts, versions, backends)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
 
     def _matrix(self, opts, versions, backends):
-        vb = settings.VERSION_BACKENDS
         if opts["family"] == capacity.SUBMIT:
             params = capacity.family_params(
                 versions,
@@ -203,12 +205,12 @@ class Command(BaseCommand):
                 workers=parse_int_list(opts["submit_workers"]),
                 repeat=opts["repeat"],
             )
-            return build_matrix(params, vb)
+            return build_matrix(params)
         if opts["quick"]:
-            submit = build_matrix(capacity.quick_params("v3"), vb) if "v3" in versions else []
-            return quick_plan(vb, backends) + submit
+            submit = build_matrix(capacity.quick_params("v3")) if "v3" in versions else []
+            return quick_plan(backends) + submit
         if not any(opts[name] is not None for name in MATRIX_OPTIONS):
-            return full_plan(vb, backends)
+            return full_plan(backends)
         params = MatrixParams(
             versions=versions,
             backends=backends,
@@ -225,11 +227,11 @@ class Command(BaseCommand):
         unknown = [f for f in families if f not in FAMILIES]
         if unknown:
             raise ValueError(f"unknown families: {', '.join(unknown)} (use {', '.join(FAMILIES)})")
-        return build_matrix(params, vb) + [
+        return build_matrix(params) + [
             cell
             for family in families
             for cell in family_cells(
-                family, queue, vb, params.workers, repeats=max(1, opts["family_repeats"])
+                family, queue, params.workers, repeats=max(1, opts["family_repeats"])
             )
         ]
 

@@ -11,12 +11,22 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.jobs.versions import is_sync, queue_versions, submit_path, sync_versions
 from ocrproject.env import api_auth_headers
 
-SYNC_VERSIONS = ["v0", "v1", "v2"]
-QUEUE_VERSIONS = ["v3", "v4", "v5", "v6"]
+SYNC_VERSIONS = list(sync_versions())
+QUEUE_VERSIONS = list(queue_versions())
 WAIT_MAX_S = 60.0  # the API's limit on ?wait=
 WAIT_SLACK_S = 1.0  # the answer may come a little after the wait; the client times out
+
+
+def _check_sync(versions: str) -> None:
+    """--requests batches call the sync endpoints: refuse any other version."""
+    unknown = [v for v in versions.split(",") if v not in SYNC_VERSIONS]
+    if unknown:
+        raise CommandError(
+            f"--versions takes sync versions ({', '.join(SYNC_VERSIONS)}), not {', '.join(unknown)}"
+        )
 
 
 class Command(BaseCommand):
@@ -32,12 +42,17 @@ class Command(BaseCommand):
         parser.add_argument("--document", default="sample.pdf")
         parser.add_argument("--queues", action="store_true", help="also V3-V6 (needs workers)")
         parser.add_argument("--timeout", type=float, default=120.0)
-        parser.add_argument("--versions", default=",".join(SYNC_VERSIONS))
+        parser.add_argument(
+            "--versions",
+            default=",".join(SYNC_VERSIONS),
+            help=f"with --requests: the sync versions to compare ({','.join(SYNC_VERSIONS)})",
+        )
         parser.add_argument("--requests", type=int, default=0, help="batch size per version")
         parser.add_argument("--clients", type=int, default=4, help="concurrent clients")
 
     def handle(self, *args, api, document, queues, timeout, **options):
         if options["requests"]:
+            _check_sync(options["versions"])
             return self._batches(api, document, timeout, **options)
         rows = []
         with httpx.Client(base_url=api, timeout=timeout, headers=api_auth_headers()) as client:
@@ -54,7 +69,7 @@ class Command(BaseCommand):
         try:
             body = (
                 self._sync(client, version, document)
-                if version in SYNC_VERSIONS
+                if is_sync(version)
                 else self._queued(client, version, document, timeout)
             )
         except (httpx.HTTPError, CommandError) as exc:
@@ -64,13 +79,13 @@ class Command(BaseCommand):
         return version, time.monotonic() - started, status, words
 
     def _sync(self, client, version, document) -> dict:
-        response = client.post(f"/{version}/ocr/sync", json={"pdfName": document})
+        response = client.post(submit_path(version), json={"pdfName": document})
         if response.status_code != 200:
             raise CommandError(f"{response.status_code}: {response.text[:200]}")
         return response.json()
 
     def _queued(self, client, version, document, timeout) -> dict:
-        response = client.post(f"/{version}/ocr/jobs", json={"pdfName": document})
+        response = client.post(submit_path(version), json={"pdfName": document})
         if response.status_code != 202:
             raise CommandError(f"{response.status_code}: {response.text[:200]}")
         url, deadline = response.json()["status_url"], time.monotonic() + timeout
@@ -93,7 +108,7 @@ class Command(BaseCommand):
         ) as client:
             for version in versions.split(","):
                 started = time.monotonic()
-                url = f"/{version}/ocr/sync"
+                url = submit_path(version)
                 with ThreadPoolExecutor(clients) as pool:
                     codes = list(
                         pool.map(
