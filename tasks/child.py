@@ -26,6 +26,10 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from apps.jobs.services import JobResult
 
 log = logging.getLogger("tasks.child")
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +53,7 @@ class WorkRequest:
 @dataclass(frozen=True)
 class WorkReply:
     ok: bool
-    result: object = None  # a JobResult when ok
+    result: "JobResult | None" = None  # a JobResult when ok
     error: str = ""
     code: str = ""
     permanent: bool = False

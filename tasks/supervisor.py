@@ -74,7 +74,7 @@ class Supervisor:
     def __init__(self, alias: str, count: int):
         self.alias, self.count = alias, count
         self.ctx = multiprocessing.get_context("spawn")
-        self.procs: dict[int, multiprocessing.Process] = {}
+        self.procs: dict[int, multiprocessing.process.BaseProcess] = {}
 
     def run(self, stop: threading.Event) -> None:
         for index in range(self.count):
@@ -102,6 +102,7 @@ class Supervisor:
     def _stop_all(self) -> None:
         for proc in self.procs.values():
             if proc.is_alive():
+                assert proc.pid is not None  # started
                 os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + settings.JOB_TIME_LIMIT_S + STOP_GRACE_S
         for proc in self.procs.values():
