@@ -220,7 +220,8 @@ RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
 
 # Backends by alias, resolved by tasks.backends.registry (like DATABASES).
-JOB_BACKENDS: dict[str, dict[str, Any]] = {
+JOB_BACKENDS: dict[str, dict[str, Any]]  # (values mix str, dict and bool)
+JOB_BACKENDS = {
     "db": {"BACKEND": "tasks.backends.db.DatabaseBackend", "VERSION": "v3"},
     "redis": {
         "BACKEND": "tasks.backends.redis_streams.RedisStreamsBackend",
