@@ -14,7 +14,7 @@ help:
 	@echo "make down     stop what 'make up' started"
 	@echo "make bench    the full comparison, <= 30 min on 2 cores (runbench --plan lists it)"
 	@echo "make chaos    faults per backend on private services (CHAOS_ARGS=\"--backend db\")"
-	@echo "make lint     ruff check + format check"
+	@echo "make lint     ruff check + format check + mypy (types)"
 
 setup:
 	@scripts/setup.sh
@@ -64,6 +64,7 @@ chaos:  # private services on other ports (scripts/chaos_services.sh): the share
 lint:
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 format:
 	.venv/bin/ruff format .

@@ -155,7 +155,7 @@ class _JobUser(_OcrUser):
         job_id = self.submit()
         if job_id is None:
             return  # the failed submit is already in the stats
-        status = self.wait(job_id, started)
+        status = self.wait_for_job(job_id, started)
         elapsed = time.perf_counter() - started
         self.report_job(elapsed, job_outcome(status, elapsed, self.scenario.deadline_s))
 
@@ -173,7 +173,7 @@ class _JobUser(_OcrUser):
                 resp.failure("202 without a job id")
             return job_id
 
-    def wait(self, job_id: str, started: float) -> str | None:
+    def wait_for_job(self, job_id: str, started: float) -> str | None:
         """The last status seen (DONE/FAILED, or not finished at the deadline)."""
         if self.scenario.wait_mode == "poll":
             return self.wait_polling(job_id, started)

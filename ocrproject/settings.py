@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -219,6 +220,7 @@ RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
 
 # Backends by alias, resolved by tasks.backends.registry (like DATABASES).
+JOB_BACKENDS: dict[str, dict[str, Any]]  # (values mix str, dict and bool)
 JOB_BACKENDS = {
     "db": {"BACKEND": "tasks.backends.db.DatabaseBackend"},
     "redis": {

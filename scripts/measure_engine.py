@@ -78,8 +78,8 @@ def engine_configured(
     if not sandwich:
         engine._ocr_options = lambda language: {**saved[0](language), "pdf_renderer": "fpdf2"}
     if not stream_output:  # OCRmyPDF writes the path and reads it back (check_pdf)
-        engine._ocrmypdf_errors = lambda source, stream, options, request: saved[2](
-            source, Path(stream.name), options, request
+        engine._ocrmypdf_errors = lambda source, output, options, request: saved[2](
+            source, Path(output.name), options, request
         )
     try:
         yield

@@ -18,7 +18,8 @@ def run_process_job(job_id: str) -> str:
 
 def register(app: Celery, name: str) -> Task:
     """Add the task to `app` only (shared=False: other apps in the process keep theirs)."""
-    return app.task(
+    # celery-types has no overload for the task(fun, **options) call Celery accepts
+    return app.task(  # type: ignore[call-overload]
         run_process_job,
         name=name,
         shared=False,

@@ -106,7 +106,8 @@ def process_job_actor(job_id: str) -> None:
 
 def declare_actor(broker: dramatiq.Broker, alias: str) -> dramatiq.Actor:
     """Declare the actor on `broker`, reading `alias`'s queue."""
-    return dramatiq.actor(
+    # dramatiq's overloads omit the actor(fn, **options) call it accepts at run time
+    return dramatiq.actor(  # type: ignore[call-overload]
         process_job_actor,
         broker=broker,
         actor_name=ACTOR_NAME,

@@ -82,7 +82,7 @@ def _request(job: OcrJob) -> WorkRequest:
         job_id=str(job.id),
         workload=effective_workload(job.workload),
         document=job.document,
-        upload=job.upload.name if job.upload else "",
+        upload=job.upload.name or "",  # (a FieldFile is falsy when its name is)
         language=job.language,
         memory_limit_mb=settings.JOB_MEMORY_LIMIT_MB,
     )
@@ -105,10 +105,10 @@ def _run(job: OcrJob, worker: str) -> str:
         )
     if not reply.ok:
         return _fail(job, reply)
+    result = reply.result
+    assert result is not None  # a JobResult when ok
     try:
-        _durably(
-            lambda: services.job_succeed(job_id=job.id, attempt=job.attempts, result=reply.result)
-        )
+        _durably(lambda: services.job_succeed(job_id=job.id, attempt=job.attempts, result=result))
     except services.StaleClaim as exc:
         log.warning("%s", exc)
         return "stale"

@@ -45,7 +45,8 @@ def _summary(group: list[dict]) -> dict:
             "spread": {},
         }
     names = sorted({name for r in ok for name in r["metrics"]})
-    metrics, spread = {}, {}
+    metrics: dict[str, object] = {}
+    spread: dict[str, list[float | None]] = {}
     for name in names:
         values = [r["metrics"].get(name) for r in ok]
         if any(isinstance(v, dict) for v in values):  # e.g. cpu_s: a median per key

@@ -65,7 +65,7 @@ def _metrics(label: str) -> dict[str, float | int | None]:
     return {
         "burst_done": sum(1 for t in times if t.status == "DONE"),
         "burst_throughput": throughput(times),
-        "burst_e2e_p99_ms": None if not total else percentile(total, 99) * 1000,
+        "burst_e2e_p99_ms": None if (p99 := percentile(total, 99)) is None else p99 * 1000,
     }
 
 
@@ -85,7 +85,7 @@ def _times(row: dict) -> JobTimes:
 
     return JobTimes(
         status=row["status"],
-        created=ts("created_at"),
+        created=row["created_at"].timestamp(),
         queued=ts("queued_at"),
         started=ts("started_at"),
         finished=ts("finished_at"),

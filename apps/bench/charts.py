@@ -98,7 +98,7 @@ def plot_latency(results: list[dict], context: dict, path: Path) -> bool:
     """Box plots (whiskers p5-p95) in seconds: OCR end-to-end at W=cores, short jobs in mixed."""
     cores = (context.get("machine") or {}).get("nproc") or 2
     runs = [r for r in _ok(results, "load", "ocr") if r.get("jobs")]
-    shown_w = {}  # backend -> W shown: cores, else the largest W it ran
+    shown_w: dict[str, int] = {}  # backend -> W shown: cores, else the largest W it ran
     for r in runs:
         name, w = display_name(r["spec"]), r["spec"]["workers"]
         best = shown_w.get(name)

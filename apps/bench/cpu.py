@@ -235,7 +235,7 @@ class CpuWindow:
     def _classify(self, pid: int, first: bool) -> None:
         proc = self.table.get(pid)
         comp = proc and classify(pid, self.table, roots=self.roots, bench_pid=self.bench_pid)
-        if not comp:
+        if proc is None or not comp:
             return
         key = (pid, proc.started)
         self.tracked[pid], self.components[key] = key, comp

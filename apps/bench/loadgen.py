@@ -45,7 +45,8 @@ class Connection:
 
     def __init__(self, host: str, port: int, request: bytes):
         self.host, self.port, self.request = host, port, request
-        self.reader = self.writer = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
 
     async def post(self) -> int:
         """One POST; its status code (0: no answer, the connection is reopened next time)."""
@@ -60,6 +61,7 @@ class Connection:
             self.reader, self.writer = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port), CONNECT_TIMEOUT_S
             )
+        assert self.reader is not None and self.writer is not None
         self.writer.write(self.request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status, length, close = _parse_head(head)
@@ -96,6 +98,7 @@ def build_request(host: str, path: str, body: dict) -> tuple[str, int, bytes]:
         "Content-Length": str(len(data)),
         **api_auth_headers(),
     }
+    assert parts.hostname, f"no host name in {host!r}"
     head = f"POST {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return parts.hostname, parts.port or 80, head.encode() + b"\r\n" + data
 

@@ -83,7 +83,8 @@ def throughput(jobs: Sequence[JobTimes]) -> float | None:
     finished = [j for j in jobs if j.status in FINISHED and j.finished is not None]
     if not finished:
         return None
-    window = max(j.finished for j in finished) - min(j.created for j in jobs)
+    last = max(j.finished for j in finished if j.finished is not None)
+    window = last - min(j.created for j in jobs)
     return len(finished) / window if window > 0 else None
 
 

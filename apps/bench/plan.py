@@ -82,7 +82,7 @@ def quick_plan(extra_backends: list[str]) -> list[CellSpec]:
         for (t, k, v, b) in (target_spec("v2"), target_spec("v3"))
         for w in (1, 2)
     ]
-    two = [n for n in ("v3", "v6") if n in queue]
+    two: list[str] = [n for n in ("v3", "v6") if n in queue]
     return (
         ocr
         + family_cells("pickup", [n for n in queue if n not in two], [2], repeats=3)
@@ -122,6 +122,7 @@ def plan_lines(
     cells: list[CellSpec], params: FamilyParams, *, ocr_job_s: float, cores: int
 ) -> list[str]:
     """One line per cell with its estimate, then totals per family and the budget check."""
+    totals: dict[str, float]
     lines, totals = [], {}
     for spec in cells:
         seconds = estimate_s(spec, params, ocr_job_s=ocr_job_s, cores=cores)

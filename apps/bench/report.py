@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from apps.bench.aggregate import metric
 from apps.bench.targets import REFERENCE
@@ -263,10 +264,10 @@ def render_markdown(
     targets: list[dict],
     context: dict,
     plots: list[str],
-    extra: list[list[str]] = (),
+    extra: Sequence[list[str]] = (),
     *,
-    answer: list[list[str]] = (),
-    families: list[list[str]] = (),
+    answer: Sequence[list[str]] = (),
+    families: Sequence[list[str]] = (),
 ) -> str:
     """The whole report.md: the reference table, then `answer`, `families`, the load tables;
     `extra` sections (e.g. CPU, submit capacity) go before the plots."""

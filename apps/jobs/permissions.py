@@ -1,6 +1,6 @@
 """Who may do what: a job belongs to its submitter; bench workloads need a permission."""
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from rest_framework.exceptions import PermissionDenied
 
@@ -12,7 +12,7 @@ PUBLIC_WORKLOADS = frozenset({"ocr"})
 PERMISSION_CACHE_S = 30
 
 
-def can_run_bench(user: AbstractBaseUser | AnonymousUser) -> bool:
+def can_run_bench(user: User | AnonymousUser) -> bool:
     """Staff, or holders of the bench permission (noop, fail, sleep:S, cpu:S workloads;
     no rate limit)."""
     if not user.is_authenticated:
@@ -27,7 +27,7 @@ def can_run_bench(user: AbstractBaseUser | AnonymousUser) -> bool:
     return allowed
 
 
-def check_workload_allowed(*, user: AbstractBaseUser | AnonymousUser, workload: str) -> None:
+def check_workload_allowed(*, user: User | AnonymousUser, workload: str) -> None:
     """403 for a synthetic workload unless the caller may run bench workloads."""
     if workload not in PUBLIC_WORKLOADS and not can_run_bench(user):
         raise PermissionDenied(

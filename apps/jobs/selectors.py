@@ -8,14 +8,15 @@ from pathlib import Path
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from apps.jobs.models import OcrJob
 
 LIST_FILTERS = ("version", "backend", "status", "workload", "run_tag")
-User = AbstractBaseUser | AnonymousUser | None
+User = AuthUser | AnonymousUser | None
 
 
 def jobs_visible_to(*, user: User) -> QuerySet[OcrJob]:

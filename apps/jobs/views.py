@@ -33,7 +33,9 @@ class ApiJobInputSerializer(JobInputSerializer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["backend"].choices = backend_aliases()
+        backend = self.fields["backend"]
+        assert isinstance(backend, serializers.ChoiceField)
+        backend.choices = backend_aliases()
 
 
 def _submit(request, serializer_class, *, version: str, backend: str | None = None):

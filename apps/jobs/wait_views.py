@@ -42,8 +42,9 @@ async def job_detail(request, **url_kwargs):
 
 
 # drf-spectacular and DRF's schema generator document the DRF view behind this one.
-job_detail.cls = JobDetailView
-job_detail.initkwargs = {}
+# (mypy does not model attributes set on a function object.)
+job_detail.cls = JobDetailView  # type: ignore[attr-defined]
+job_detail.initkwargs = {}  # type: ignore[attr-defined]
 
 
 @sync_to_async

@@ -234,7 +234,9 @@ def _wrap(paragraph: str, font: ImageFont.FreeTypeFont, width_px: int) -> list[s
     return lines + ([current] if current else [])
 
 
-def _layout(text: str, font, title_font) -> tuple[list[str], list[tuple[int, str, object]]]:
+def _layout(
+    text: str, font, title_font
+) -> tuple[list[str], list[tuple[int, str, ImageFont.FreeTypeFont]]]:
     """Wrap ``text`` (first line = title) into lines; return them and their placements."""
     title, *paragraphs = text.split("\n")
     width_px = PAGE_SIZE_PX[0] - 2 * MARGIN_PX
@@ -263,7 +265,7 @@ def _degrade(image: Image.Image, seed: int) -> Image.Image:
     rotated = image.rotate(2.0, resample=Image.Resampling.BICUBIC, fillcolor=255)
     blurred = rotated.filter(ImageFilter.GaussianBlur(radius=1.5))
     rng = np.random.default_rng(seed)
-    pixels = np.asarray(blurred, dtype=np.float32)
+    pixels: np.ndarray = np.asarray(blurred, dtype=np.float32)
     pixels = pixels * 0.85 + 20 + rng.normal(0.0, 18.0, pixels.shape)
     salt_pepper = rng.random(pixels.shape)
     pixels[salt_pepper < 0.004] = 0

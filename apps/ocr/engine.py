@@ -225,7 +225,7 @@ def _check_pdf(path: Path) -> None:
         raise OcrError("bad_input", "The PDF is damaged and cannot be read.") from exc
     _check_page_count(len(info.pages))
     for page in info.pages:
-        if page.images:
+        if page is not None and page.images:  # (None only for pages PdfInfo did not check)
             _check_pixels(page.width_pixels, page.height_pixels, f"Page {page.pageno + 1}")
 
 
@@ -317,7 +317,7 @@ def _call_ocrmypdf(source: Path, output: Path, options: dict, request: PredictRe
 
 
 def _ocrmypdf_errors(
-    source: Path, output: BinaryIO, options: dict, request: PredictRequest
+    source: Path, output: BinaryIO | Path, options: dict, request: PredictRequest
 ) -> None:
     try:
         ocrmypdf.ocr(source, output, **options)

@@ -135,7 +135,8 @@ def _sole_image(page: pikepdf.Page) -> tuple[pikepdf.Stream, list[float]] | None
         return None
     matrix = [float(v) for v in instructions[names.index("cm")].operands]
     name = instructions[names.index("Do")].operands[0]
-    xobject = page.resources.XObject[name]
+    # pikepdf's stubs type operands as Object; a Do operand is a Name at run time
+    xobject = page.resources.XObject[name]  # type: ignore[call-overload]
     if xobject.get("/Subtype") != pikepdf.Name.Image:
         return None
     return xobject, matrix

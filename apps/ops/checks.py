@@ -69,6 +69,7 @@ def check(dep: Dependency, timeout_s: float) -> dict:
     """{"ok": bool, "ms": float, "backends": [...], "error"?: str} for one dependency."""
     started = time.monotonic()
     error = call_with_timeout(lambda: _ping(dep, timeout_s), timeout_s)
+    result: dict[str, object]
     result = {"ok": error is None, "ms": round((time.monotonic() - started) * 1000, 1)}
     if dep.backends:
         result["backends"] = dep.backends

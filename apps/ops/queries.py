@@ -1,6 +1,8 @@
 """Read-only queries on job rows for /metrics and the dashboard: a few aggregates each."""
 
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
@@ -14,7 +16,7 @@ LIVE_WORKERS_LIMIT = 200
 RECENT_FAILURES_LIMIT = 10
 
 
-def job_counts() -> list[dict]:
+def job_counts() -> list[Mapping[str, Any]]:
     """[{status, backend, version, n}]: one GROUP BY over the table."""
     return list(OcrJob.objects.values("status", "backend", "version").annotate(n=Count("id")))
 
@@ -49,7 +51,8 @@ def histogram(*, start: str, end: str, statuses=None) -> dict[str, dict]:
         .annotate(n=Count("id"), total=Sum("span"), **buckets)
     ):
         result[row["backend"]] = {
-            "buckets": [row[f"le_{i}"] for i in range(len(HISTOGRAM_BUCKETS_S))],
+            # django-stubs types the row without the **buckets annotations (dynamic names)
+            "buckets": [row[f"le_{i}"] for i in range(len(HISTOGRAM_BUCKETS_S))],  # type: ignore[literal-required]
             "count": row["n"],
             "sum_s": row["total"].total_seconds() if row["total"] else 0.0,
         }
@@ -77,8 +80,9 @@ def live_workers() -> list[dict]:
         .order_by("backend", "worker")
         .values("id", "worker", "backend", "document", "workload", "started_at", "lease_expires_at")
     )
+    # lease_expires_at is nullable, but not on these rows (filtered on lease_expires_at__gt)
     return [
-        {**row, "heartbeat_at": row["lease_expires_at"] - lease}
+        {**row, "heartbeat_at": row["lease_expires_at"] - lease}  # type: ignore[operator]
         for row in rows[:LIVE_WORKERS_LIMIT]
     ]
 

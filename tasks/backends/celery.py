@@ -14,6 +14,7 @@ runworker runs it (tasks/supervisor.CommandWorkers), restarts it and stops it wa
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from django.conf import settings
@@ -26,6 +27,9 @@ from tasks.backends.base import (
     require,
 )
 
+if TYPE_CHECKING:
+    from celery import Celery
+
 log = logging.getLogger(__name__)
 
 
@@ -34,7 +38,7 @@ class CeleryBackend(Backend):
 
     def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
         super().__init__(alias, options, version)
-        self._app = None
+        self._app: Celery | None = None
         self._lock = threading.Lock()
 
     @property

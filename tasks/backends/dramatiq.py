@@ -11,6 +11,7 @@ import contextlib
 import importlib
 import sys
 import threading
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from django.conf import settings
@@ -23,13 +24,16 @@ from tasks.backends.base import (
     require,
 )
 
+if TYPE_CHECKING:
+    import dramatiq
+
 
 class DramatiqBackend(Backend):
     """Enqueue `ocrlab_process_job(job_id)` on this alias's queue; run Dramatiq workers."""
 
     def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
         super().__init__(alias, options, version)
-        self._broker = None
+        self._broker: dramatiq.Broker | None = None
         self._lock = threading.Lock()
 
     @property

@@ -82,6 +82,7 @@ def _restart(service, ctx: CellRun, what: str) -> list[str]:
 
 def broker_restart(ctx: CellRun) -> list[str]:
     url = broker_url(ctx.backend)
+    assert url is not None  # needs_broker: applies() ruled out broker-less backends
     notes = _restart(broker_service(url, log_dir=ctx.log_dir), ctx, broker_kind(url))
     return notes + KIND_NOTES.get(broker_kind(url), [])
 
@@ -107,6 +108,7 @@ def postgres_restart(ctx: CellRun) -> list[str]:
 def broker_down(ctx: CellRun) -> list[str]:
     """Stop the broker while the submitter keeps going, then start it again."""
     url = broker_url(ctx.backend)
+    assert url is not None  # needs_broker: applies() ruled out broker-less backends
     service = broker_service(url, log_dir=ctx.log_dir)
     service.stop()
     before = ctx.submitted_count()

@@ -132,7 +132,7 @@ class Redis:
         import redis
 
         client = redis.Redis.from_url(self.url, socket_timeout=5)
-        conf = {key: client.config_get(key).get(key, "") for key in self.KEYS}
+        conf = {key: client.config_get(key).get(key) or "" for key in self.KEYS}
         # not /proc/<pid>/exe: Debian's redis-server is a link to redis-check-rdb
         self.argv = [
             shutil.which("redis-server") or "redis-server",

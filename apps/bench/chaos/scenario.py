@@ -84,6 +84,7 @@ class Submitter(threading.Thread):
     def __init__(self, *, backend: str, tag: str, target: int, workload: str):
         super().__init__(name=f"submit-{tag}", daemon=True)
         self.backend, self.tag, self.target, self.workload = backend, tag, target, workload
+        self.ids: list[str]
         self.stop, self.ids, self.errors = threading.Event(), [], 0
 
     def run(self) -> None:
@@ -196,11 +197,11 @@ class Workers:
             return log_file.read().decode(errors="replace")
 
 
-def _each(calls: dict[str, Callable[[], object]]) -> dict[str, object]:
+def _each[T](calls: dict[str, Callable[[], T]]) -> dict[str, T | Exception]:
     """Run the calls in threads at once; each one's result, or the exception it raised."""
-    results: dict[str, object] = {}
+    results: dict[str, T | Exception] = {}
 
-    def call(key: str, func: Callable[[], object]) -> None:
+    def call(key: str, func: Callable[[], T]) -> None:
         try:
             results[key] = func()
         except Exception as exc:  # reported per backend by the caller
@@ -270,7 +271,7 @@ def run_phase(*, fault: str, workers: dict[str, Workers], opts: Options, stamp: 
     return [cells[backend] for backend in workers]
 
 
-def _inject(spec, ctxs: dict[str, CellRun]) -> dict[str, tuple]:
+def _inject(spec, ctxs: dict[str, CellRun]) -> dict[str, tuple | Exception]:
     """Inject once per group of backends sharing the fault: backend -> (at, end, notes)."""
 
     def inject(members: list[str]):
@@ -287,7 +288,9 @@ def _inject(spec, ctxs: dict[str, CellRun]) -> dict[str, tuple]:
     return {backend: done[key] for key, members in groups.items() for backend in members}
 
 
-def _cell_of(ctx: CellRun, group: Workers, offset: int, times: dict[str, tuple]) -> Cell:
+def _cell_of(
+    ctx: CellRun, group: Workers, offset: int, times: dict[str, tuple | Exception]
+) -> Cell:
     outcome = times[ctx.backend]
     if isinstance(outcome, Exception):
         return _error(ctx.backend, ctx.fault, outcome)

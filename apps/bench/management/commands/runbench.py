@@ -6,6 +6,7 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import TextIO, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -155,7 +156,8 @@ class Command(BaseCommand):
         for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored
             signal.signal(sig, _interrupt)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # no line per warm-up request
-        outcome = run_bench(options, stream=self.stderr)
+        # an OutputWrapper writes to (and forwards everything else to) a TextIO
+        outcome = run_bench(options, stream=cast(TextIO, self.stderr))
         self.stdout.write(
             f"report: {outcome.out_dir / 'report.md'}  "
             f"(BenchRun #{outcome.run.pk}, {outcome.run.status})"
