@@ -10,6 +10,8 @@ relay fails it once its lease runs out), so every version can be inspected in th
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -202,4 +204,5 @@ async def v2_sync(request):
 
 
 # The view of each sync version (apps/jobs/versions.py); urls.py routes them.
-VIEWS = {"v0": V0SyncView.as_view(), "v1": v1_sync, "v2": v2_sync}
+# The view of each sync version (apps/jobs/urls.py mounts them from apps/jobs/versions.py).
+VIEWS: dict[str, Callable[..., Any]] = {"v0": V0SyncView.as_view(), "v1": v1_sync, "v2": v2_sync}
