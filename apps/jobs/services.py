@@ -26,6 +26,7 @@ from apps.jobs import versions
 from apps.jobs.models import FINISHED, READY, JobStatus, OcrJob
 from apps.jobs.retry import ErrorCode
 from apps.jobs.selectors import media_path
+from tasks.backends.base import Backend
 from tasks.backends.registry import get_backend
 
 log = logging.getLogger(__name__)
@@ -92,15 +93,30 @@ def job_create(
 
 def job_publish(*, job_id: UUID, backend: str) -> bool:
     """Send the job to its broker. A failure leaves it PENDING for the relay to retry."""
+    impl = get_backend(backend)
+    if impl.row_is_message:
+        return _wake_table_workers(impl, job_id)
     sent_at = timezone.now()
     try:
-        get_backend(backend).publish(job_id)
+        impl.publish(job_id)
     except Exception as exc:  # broker down, DNS, auth: the relay republishes later
         log.warning("publish of job %s to %s failed, left PENDING: %s", job_id, backend, exc)
         # A retry or requeue is already QUEUED: without a message it goes back to the relay.
         OcrJob.objects.filter(id=job_id, status=JobStatus.QUEUED).update(status=JobStatus.PENDING)
         return False
     job_mark_queued(job_id=job_id, at=sent_at)
+    return True
+
+
+def _wake_table_workers(impl: Backend, job_id: UUID) -> bool:
+    """The `db` queue: the row is the message. Mark it QUEUED first, then NOTIFY: a worker
+    woken while this UPDATE still held the row lock skipped the row (SKIP LOCKED) and the
+    job waited for the fallback poll (~1 s, in about 1 job of 600)."""
+    job_mark_queued(job_id=job_id, at=timezone.now())
+    try:
+        impl.publish(job_id)
+    except Exception as exc:  # the row is QUEUED: a worker's fallback poll finds it
+        log.warning("NOTIFY for job %s failed; workers will poll it: %s", job_id, exc)
     return True
 
 

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
+from tasks.backends.registry import get_backend
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +78,20 @@ def test_database_refuses_a_running_job_without_lease():
     job = new_job()
     with pytest.raises(IntegrityError):
         OcrJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_db_publish_readies_the_row_before_it_wakes_a_worker(monkeypatch):
+    """NOTIFY before the QUEUED update let a woken worker's SKIP LOCKED claim skip the
+    still-locked row: the job then waited for the 1 s fallback poll."""
+    backend = get_backend("db")
+    seen: list[str] = []
+    notify = type(backend).publish
+
+    def spy(self, job_id):
+        seen.append(OcrJob.objects.get(id=job_id).status)
+        notify(self, job_id)
+
+    monkeypatch.setattr(type(backend), "publish", spy)
+    services.job_create(version="v3", backend="db", document="sample.pdf", workload="noop")
+    assert seen == [JobStatus.QUEUED]

@@ -1,0 +1,203 @@
+"""The shape of the code, read from its imports (DESIGN.md "Rooms"): one dependency
+direction, no import cycles, imports at the top of the module, nothing imports the worker.
+Pure static checks: the source is parsed, never imported."""
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("apps", "tasks", "ocrproject", "locust", "scripts")
+# The worker: what runs jobs. Only the worker's own command and its framework entry
+# points may import it; the API, services, the bench and the publishing side never do.
+WORKER = (
+    "tasks.child",
+    "tasks.child_main",
+    "tasks.consume",
+    "tasks.limits",
+    "tasks.process",
+    "tasks.supervisor",
+    "tasks.worker",
+    "tasks.workloads",
+)
+WORKER_ENTRIES = {
+    "apps.jobs.management.commands.runworker": {"tasks.supervisor"},
+}
+OCRPROJECT_FILES = {  # settings, urls, wsgi/asgi and what they are made of: nothing else
+    "__init__.py",
+    "settings.py",
+    "env.py",
+    "urls.py",
+    "ocr_urls.py",
+    "wsgi.py",
+    "asgi.py",
+    "bodylimit.py",
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module
+    target: str  # the imported project module (or the top name of a library)
+    line: int
+    in_function: bool
+
+
+def project_files() -> Iterator[Path]:
+    yield ROOT / "manage.py"
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if "migrations" not in path.parts:
+                yield path
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[0] == "locust":  # locust/ is on sys.path when locust runs
+        parts = parts[1:]
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+MODULES = {module_name(path): path for path in project_files()}
+
+
+def resolve(name: str) -> str:
+    """The longest project module that `name` starts with, else `name` itself."""
+    parts = name.split(".")
+    for end in range(len(parts), 0, -1):
+        candidate = ".".join(parts[:end])
+        if candidate in MODULES:
+            return candidate
+    return name
+
+
+def _targets(node: ast.Import | ast.ImportFrom) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [resolve(alias.name) for alias in node.names]
+    base = node.module or ""
+    return [resolve(f"{base}.{alias.name}") for alias in node.names]
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _walk(node: ast.AST, in_function: bool) -> Iterator[tuple[ast.AST, bool]]:
+    for child in ast.iter_child_nodes(node):
+        if _is_type_checking(child):
+            continue
+        inner = in_function or isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+        yield child, inner
+        yield from _walk(child, inner)
+
+
+def imports_of(module: str) -> list[Import]:
+    tree = ast.parse(MODULES[module].read_text(), filename=str(MODULES[module]))
+    return [
+        Import(module, target, node.lineno, in_function)
+        for node, in_function in _walk(tree, False)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for target in _targets(node)
+    ]
+
+
+IMPORTS = [imp for module in MODULES for imp in imports_of(module)]
+
+
+def test_imports_sit_at_the_top_of_the_module():
+    inside = [f"{i.module}:{i.line} imports {i.target}" for i in IMPORTS if i.in_function]
+    assert inside == [], "an import inside a function hides a cycle; move it to the top"
+
+
+def test_no_import_cycles():
+    graph: dict[str, set[str]] = {module: set() for module in MODULES}
+    for imp in IMPORTS:
+        if imp.target in MODULES and imp.target != imp.module:
+            graph[imp.module].add(imp.target)
+    assert _cycles(graph) == []
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def _is_worker(target: str) -> bool:
+    return any(target == w or target.startswith(f"{w}.") for w in WORKER)
+
+
+def _is_framework_entry(module: str) -> bool:
+    """A framework's task/actor/worker module: it is the worker, run by the framework."""
+    parts = module.split(".")
+    return parts[:2] == ["tasks", "backends"] and len(parts) == 4 and parts[3] in FRAMEWORK_ENTRY
+
+
+FRAMEWORK_ENTRY = {"task", "actor", "worker"}
+
+
+def test_nothing_imports_the_worker():
+    offenders = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in IMPORTS
+        if _is_worker(i.target)
+        and not _is_worker(i.module)
+        and not _is_framework_entry(i.module)
+        and i.target not in WORKER_ENTRIES.get(i.module, set())
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "room, forbidden",
+    [
+        ("apps.ocr", ("apps.jobs", "apps.bench", "apps.ops", "tasks")),
+        ("apps.jobs", ("apps.bench", "apps.ops")),
+        ("tasks", ("apps.bench", "apps.ops.views", "locust")),
+        ("apps.bench", ("tasks.backends.db", "tasks.backends.kafka")),
+    ],
+)
+def test_one_dependency_direction(room, forbidden):
+    offenders = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in IMPORTS
+        if (i.module == room or i.module.startswith(f"{room}."))
+        and any(i.target == f or i.target.startswith(f"{f}.") for f in forbidden)
+    ]
+    assert offenders == []
+
+
+def test_ocrproject_holds_settings_urls_and_the_servers_entry_points_only():
+    present = {path.name for path in (ROOT / "ocrproject").glob("*.py")}
+    assert present <= OCRPROJECT_FILES, present - OCRPROJECT_FILES
