@@ -12,8 +12,10 @@ import pytest
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
 from tasks.backends.base import BackendUnavailable
-from tasks.backends.celery import CeleryBackend
-from tasks.backends.dramatiq import DramatiqBackend
+from tasks.backends.celery.app import app_config
+from tasks.backends.celery.backend import CeleryBackend
+from tasks.backends.dramatiq.backend import DramatiqBackend
+from tasks.backends.dramatiq.broker import pika_url
 from tasks.backends.registry import get_backend, reset_backends
 from tasks.supervisor import CommandWorkers
 from tests.conftest import wait_for
@@ -28,8 +30,6 @@ ONE_PER_FRAMEWORK = ["rabbit", "dramatiq"]
 
 
 def test_pika_url_reads_kombu_vhost_and_fails_fast():
-    from tasks.dramatiq_actors import pika_url
-
     url = pika_url("amqp://u:p@host:5672//")
     assert url.startswith("amqp://u:p@host:5672/%2F?")
     assert "connection_attempts=1" in url and "socket_timeout=2" in url
@@ -37,8 +37,6 @@ def test_pika_url_reads_kombu_vhost_and_fails_fast():
 
 
 def test_celery_settings_suit_long_cpu_jobs(settings):
-    from ocrproject.celery import app_config
-
     rabbit = app_config("rabbit", "amqp://guest:guest@127.0.0.1:5672//")
     assert rabbit["task_acks_late"] and rabbit["task_reject_on_worker_lost"]
     assert rabbit["worker_prefetch_multiplier"] == 1 and rabbit["task_ignore_result"]
