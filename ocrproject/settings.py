@@ -228,19 +228,19 @@ JOB_BACKENDS = {
         "OPTIONS": {"url": REDIS_URL},
     },
     "rabbit": {
-        "BACKEND": "tasks.backends.celery.CeleryBackend",
+        "BACKEND": "tasks.backends.celery.backend.CeleryBackend",
         "OPTIONS": {"url": AMQP_URL},
     },
     "celery-redis": {
-        "BACKEND": "tasks.backends.celery.CeleryBackend",
+        "BACKEND": "tasks.backends.celery.backend.CeleryBackend",
         "OPTIONS": {"url": REDIS_URL},
     },
     "dramatiq": {
-        "BACKEND": "tasks.backends.dramatiq.DramatiqBackend",
+        "BACKEND": "tasks.backends.dramatiq.backend.DramatiqBackend",
         "OPTIONS": {"url": AMQP_URL},
     },
     "dramatiq-redis": {
-        "BACKEND": "tasks.backends.dramatiq.DramatiqBackend",
+        "BACKEND": "tasks.backends.dramatiq.backend.DramatiqBackend",
         "OPTIONS": {"url": REDIS_URL},
     },
     "kafka": {

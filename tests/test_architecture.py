@@ -164,7 +164,7 @@ def _is_framework_entry(module: str) -> bool:
     return parts[:2] == ["tasks", "backends"] and len(parts) == 4 and parts[3] in FRAMEWORK_ENTRY
 
 
-FRAMEWORK_ENTRY = {"task", "actor", "worker"}
+FRAMEWORK_ENTRY = {"task", "actor", "worker", "__main__"}
 
 
 def test_nothing_imports_the_worker():

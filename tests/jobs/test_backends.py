@@ -8,6 +8,8 @@ from django.conf import settings
 
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
+from tasks.backends.celery.app import TASK_NAME
+from tasks.backends.dramatiq.broker import make_message
 from tasks.backends.registry import backend_aliases, get_backend, reset_backends
 from tests.conftest import wait_for
 
@@ -166,12 +168,8 @@ def publish_poison(alias: str) -> None:
         producer.produce(impl.topic, key=b"poison", value=b"\xff\xfe garbage")
         producer.flush(10)
     elif kind == "CeleryBackend":
-        from ocrproject.celery import TASK_NAME
-
         impl.app.send_task(TASK_NAME, args=["not-a-job"], queue=impl.queue, retry=False)
     elif kind == "DramatiqBackend":
-        from tasks.dramatiq_actors import make_message
-
         impl.broker.enqueue(make_message(alias, "not-a-job"))
     else:
         pytest.skip(f"{alias}: the row is the message; no message can name no job")

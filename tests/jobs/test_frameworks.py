@@ -1,7 +1,11 @@
 """Celery and Dramatiq specifics: their settings for long jobs, fast-failing publishes,
-time limits enforced inside their workers, and no worker outliving runworker."""
+publishers that never load the worker, time limits enforced inside their workers, and no
+worker outliving runworker."""
 
+import importlib.util
+import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -12,11 +16,13 @@ import pytest
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
 from tasks.backends.base import BackendUnavailable
-from tasks.backends.celery import CeleryBackend
-from tasks.backends.dramatiq import DramatiqBackend
+from tasks.backends.celery.app import app_config
+from tasks.backends.celery.backend import CeleryBackend
+from tasks.backends.dramatiq.backend import DramatiqBackend
+from tasks.backends.dramatiq.broker import pika_url
 from tasks.backends.registry import get_backend, reset_backends
 from tasks.supervisor import CommandWorkers
-from tests.conftest import wait_for
+from tests.conftest import ROOT, wait_for
 
 FRAMEWORKS = {  # alias -> (backend class, dead broker URL)
     "rabbit": (CeleryBackend, "amqp://guest:guest@127.0.0.1:1//"),
@@ -25,11 +31,33 @@ FRAMEWORKS = {  # alias -> (backend class, dead broker URL)
     "dramatiq-redis": (DramatiqBackend, "redis://127.0.0.1:1/0"),
 }
 ONE_PER_FRAMEWORK = ["rabbit", "dramatiq"]
+# The worker side: what a publisher (an API process) must never import.
+WORKER_MODULES = [
+    "tasks.consume",
+    "tasks.process",
+    "tasks.backends.celery.task",
+    "tasks.backends.celery.worker",
+    "tasks.backends.dramatiq.actor",
+    "tasks.backends.dramatiq.worker",
+]
+PUBLISHER = """
+import sys, django
+django.setup()
+from django.conf import settings
+from tasks.backends.base import BackendUnavailable
+from tasks.backends.registry import get_backend
+for alias, url in {urls!r}.items():
+    backend = type(get_backend(alias))(alias, {{"url": url}})
+    try:
+        backend.publish("00000000-0000-0000-0000-000000000000")
+    except BackendUnavailable:
+        pass
+    backend.worker_command(2)
+print(sorted(m for m in sys.modules if m in {worker_modules!r}))
+"""
 
 
 def test_pika_url_reads_kombu_vhost_and_fails_fast():
-    from tasks.dramatiq_actors import pika_url
-
     url = pika_url("amqp://u:p@host:5672//")
     assert url.startswith("amqp://u:p@host:5672/%2F?")
     assert "connection_attempts=1" in url and "socket_timeout=2" in url
@@ -37,8 +65,6 @@ def test_pika_url_reads_kombu_vhost_and_fails_fast():
 
 
 def test_celery_settings_suit_long_cpu_jobs(settings):
-    from ocrproject.celery import app_config
-
     rabbit = app_config("rabbit", "amqp://guest:guest@127.0.0.1:5672//")
     assert rabbit["task_acks_late"] and rabbit["task_reject_on_worker_lost"]
     assert rabbit["worker_prefetch_multiplier"] == 1 and rabbit["task_ignore_result"]
@@ -58,6 +84,29 @@ def test_publish_to_a_dead_broker_raises_fast(alias):
         backend.publish("00000000-0000-0000-0000-000000000000")
     assert time.monotonic() - started < 5
     backend.close()
+
+
+def test_publishing_never_imports_the_worker():
+    """API -> services -> backends: a fresh process that resolves, publishes with and
+    asks the worker command of every framework alias loads none of the worker side."""
+    urls = {alias: dead_url for alias, (_, dead_url) in FRAMEWORKS.items()}
+    code = PUBLISHER.format(urls=urls, worker_modules=WORKER_MODULES)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "ocrproject.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[]"]
+
+
+@pytest.mark.parametrize("alias", FRAMEWORKS)
+def test_worker_command_names_the_worker_entry_modules(alias):
+    argv = get_backend(alias).worker_command(2).argv
+    if "celery" in argv:
+        modules = [argv[argv.index("-A") + 1]]
+    else:
+        modules = [argv[argv.index("-m") + 1], argv[argv.index("-m") + 2].partition(":")[0]]
+    assert modules and all(importlib.util.find_spec(m) for m in modules), modules
 
 
 @pytest.mark.django_db(transaction=True)

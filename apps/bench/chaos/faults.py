@@ -147,7 +147,7 @@ def _poison_redis(impl) -> None:
 
 
 def _poison_celery(impl) -> None:
-    from ocrproject.celery import TASK_NAME
+    from tasks.backends.celery.app import TASK_NAME
 
     for payload in POISON.values():
         arg = payload.decode("utf-8", "replace")
@@ -165,7 +165,7 @@ def _poison_celery(impl) -> None:
 
 def _poison_dramatiq(impl) -> None:
     """Dramatiq messages whose argument names no job, plus a body that is no message."""
-    from tasks.dramatiq_actors import make_message
+    from tasks.backends.dramatiq.broker import make_message
 
     broker = impl.broker
     for payload in POISON.values():

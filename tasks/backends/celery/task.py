@@ -1,27 +1,29 @@
-"""The Celery task: `ocrlab.process_job(job_id)` -> tasks.process.process_job.
+"""The Celery task: `ocrlab.process_job(job_id)` -> tasks.consume.handle_message.
 
-Registered on each alias's app by ocrproject.celery.make_app. Celery never retries it:
-process_job stores a failure and republishes a retry itself, through the registry.
+Worker side only: the worker entry (tasks/backends/celery/worker.py) registers it on the
+app of its alias; publishers send it by name. Celery never retries it: process_job
+stores a failure and republishes a retry itself, through the registry.
 """
 
 from celery import Celery, Task
 
+from tasks.backends.celery.app import TASK_NAME
+from tasks.consume import handle_message
+from tasks.limits import prestart
+
 
 def run_process_job(job_id: str) -> str:
     """Run one job; returns what happened (done, failed, retry, skipped, stale, poison)."""
-    from tasks.consume import handle_message
-    from tasks.limits import prestart
-
     prestart()
     return handle_message(job_id)
 
 
-def register(app: Celery, name: str) -> Task:
+def register(app: Celery) -> Task:
     """Add the task to `app` only (shared=False: other apps in the process keep theirs)."""
     # celery-types has no overload for the task(fun, **options) call Celery accepts
     return app.task(  # type: ignore[call-overload]
         run_process_job,
-        name=name,
+        name=TASK_NAME,
         shared=False,
         ignore_result=True,
         acks_late=True,

@@ -1,15 +1,9 @@
 """The Celery apps: one per backend alias (`rabbit` = V5 on RabbitMQ, `celery-redis`).
 
 One process may publish to both aliases, so `make_app(alias, url)` builds an app of its
-own for each (the backend keeps it). The worker CLI serves one alias, chosen by the
-OCRLAB_CELERY_BACKEND variable (default `rabbit`); `-A ocrproject` finds `app` here:
-
-    OCRLAB_CELERY_BACKEND=rabbit .venv/bin/celery -A ocrproject worker --pool prefork \
-        --concurrency 2 -Q ocrlab.rabbit --without-gossip --without-mingle \
-        --without-heartbeat -O fair --loglevel INFO
-
-(`-Q` is `<OCRLAB_QUEUE_PREFIX>.<alias>`; `manage.py runworker --backend rabbit
---workers 2` runs this same command, plus the outbox relay, and restarts it if it dies.)
+own for each (the backend keeps it). Publishing needs no task: the backend sends
+`TASK_NAME` by name, so an API process never imports the worker; the worker entry
+(tasks/backends/celery/worker.py) registers the task on the app of its alias.
 
 Settings for long CPU-heavy jobs: the message is acked after the job is stored and
 requeued if the worker process dies (acks_late, reject_on_worker_lost); each prefork
@@ -25,53 +19,42 @@ ignored by older brokers (3.10 here). A warning is logged when the limit is too 
 """
 
 import logging
-import os
-import sys
 
-from celery import Celery, signals
 from django.conf import settings
-from kombu import Exchange, Queue
 
-from tasks.supervisor import die_with_parent
+from tasks.backends.base import BackendUnavailable
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
+try:  # optional client libraries: this module is imported only when an alias uses them
+    from celery import Celery
+    from kombu import Exchange, Queue
+    from kombu.exceptions import OperationalError
+except ImportError as exc:
+    raise BackendUnavailable(
+        f"{exc.name} is not installed; `pip install celery` (see requirements.txt)"
+    ) from exc
+
 log = logging.getLogger(__name__)
 
-ALIAS_ENV = "OCRLAB_CELERY_BACKEND"
+ALIAS_ENV = "OCRLAB_CELERY_BACKEND"  # the alias a worker (or Flower) serves
 DEFAULT_ALIAS = "rabbit"
 TASK_NAME = "ocrlab.process_job"
 CONNECT_TIMEOUT_S = 2.0  # publish fails within this when the broker is down
 SOFT_LIMIT_MARGIN_S = 15.0  # process_job stops the job at JOB_TIME_LIMIT_S; these are
 HARD_LIMIT_MARGIN_S = 30.0  # Celery's backstops (soft raises, hard kills the process)
 RABBITMQ_CONSUMER_TIMEOUT_S = 1800.0  # the broker's default
-WORKER_ARGS = (
-    "worker --pool prefork --without-gossip --without-mingle --without-heartbeat -O fair "
-    "--loglevel INFO"
-)
 DB_REUSE_MAX_TASKS = 1000
-QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")  # process_job logs the job
+# What a failed send_task raises (kombu's connection errors, sockets).
+PUBLISH_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)
 
 
 def queue_name(alias: str) -> str:
     return f"{settings.QUEUE_PREFIX}.{alias}"
 
 
-def worker_command(alias: str, count: int) -> list[str]:
-    """The `celery worker` command that runworker runs: `count` prefork processes."""
-    return [
-        *(sys.executable, "-m", "celery", "-A", __name__, *WORKER_ARGS.split()),
-        *("--concurrency", str(count), "-Q", queue_name(alias)),
-        *("--hostname", f"{alias}-{os.getpid()}@%h"),
-    ]
-
-
 def make_app(alias: str, url: str) -> Celery:
-    """A Celery app for one alias: its broker URL, its queue, the ocrlab.process_job task."""
-    from tasks.celery_tasks import register
-
+    """A Celery app for one alias: its broker URL and its queue (no task registered)."""
     app = Celery(f"ocrlab-{alias}", set_as_current=False)
     app.conf.update(app_config(alias, url))
-    register(app, TASK_NAME)
     return app
 
 
@@ -131,33 +114,3 @@ def _queue(name: str, url: str, hard_limit_s: float) -> Queue:
                 __name__,
             )
     return Queue(name, Exchange(name, type="direct"), routing_key=name, consumer_arguments=args)
-
-
-@signals.setup_logging.connect
-def use_django_logging(loglevel=None, **kwargs) -> None:
-    """Keep Django's LOGGING (root at LOG_LEVEL, INFO by default: one line per job from
-    process_job) instead of Celery's set-up, whose default WARNING would hide those
-    lines; a lower `--loglevel` (DEBUG) still applies."""
-    import django
-
-    django.setup()
-    root = logging.getLogger()
-    if isinstance(loglevel, int) and loglevel < root.level:
-        root.setLevel(loglevel)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def __getattr__(name: str) -> Celery:
-    """`app` (what `celery -A ocrproject` looks for): the app of OCRLAB_CELERY_BACKEND."""
-    if name != "app":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    alias = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
-    conf = settings.JOB_BACKENDS.get(alias, {})
-    if not conf.get("BACKEND", "").endswith("CeleryBackend"):
-        raise RuntimeError(f"{ALIAS_ENV}={alias!r} is not a Celery backend alias")
-    globals()["app"] = make_app(alias, conf["OPTIONS"]["url"])
-    return globals()["app"]
-
-
-die_with_parent()

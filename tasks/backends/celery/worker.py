@@ -1,0 +1,58 @@
+"""The worker entry: what `celery -A tasks.backends.celery.worker` loads (Flower too).
+
+It builds the app of one alias, chosen by OCRLAB_CELERY_BACKEND (default `rabbit`), and
+registers the task on it. runworker runs (CeleryBackend.worker_command), restarts and
+stops warmly:
+
+    OCRLAB_CELERY_BACKEND=rabbit .venv/bin/celery -A tasks.backends.celery.worker worker \
+        --pool prefork --concurrency 2 -Q ocrlab.rabbit --without-gossip --without-mingle \
+        --without-heartbeat -O fair --loglevel INFO
+
+(`-Q` is `<OCRLAB_QUEUE_PREFIX>.<alias>`.) Like wsgi.py, this module sets Django up at
+import, before it imports the task (the worker: process_job, the models). Nothing
+imports it but Celery's command line; started by runworker, it stops with its parent.
+"""
+
+import logging
+import os
+
+import django
+from celery import Celery, signals
+from django.conf import settings
+
+from tasks.backends.celery.app import ALIAS_ENV, DEFAULT_ALIAS, make_app
+from tasks.supervisor import die_with_parent
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
+django.setup()
+
+from tasks.backends.celery.task import register  # noqa: E402 (needs the app registry)
+
+QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")  # process_job logs the job
+
+
+def alias_app() -> Celery:
+    """The app of OCRLAB_CELERY_BACKEND, with the task registered on it."""
+    alias = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
+    conf = settings.JOB_BACKENDS.get(alias, {})
+    if not conf.get("BACKEND", "").endswith("CeleryBackend"):
+        raise RuntimeError(f"{ALIAS_ENV}={alias!r} is not a Celery backend alias")
+    celery_app = make_app(alias, conf["OPTIONS"]["url"])
+    register(celery_app)
+    return celery_app
+
+
+@signals.setup_logging.connect
+def use_django_logging(loglevel=None, **kwargs) -> None:
+    """Keep Django's LOGGING (root at LOG_LEVEL, INFO by default: one line per job from
+    process_job) instead of Celery's set-up, whose default WARNING would hide those
+    lines; a lower `--loglevel` (DEBUG) still applies."""
+    root = logging.getLogger()
+    if isinstance(loglevel, int) and loglevel < root.level:
+        root.setLevel(loglevel)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+app = alias_app()
+die_with_parent()

@@ -1,0 +1,67 @@
+"""The worker entry: `setup_worker`, the broker callable Dramatiq's CLI runs in each of
+its worker processes. The command line, for users (runworker runs the same through
+`python -m tasks.backends.dramatiq`, see __main__.py, plus the relay, and restarts it):
+
+    OCRLAB_DRAMATIQ_BACKEND=dramatiq dramatiq_queue_prefetch=1 dramatiq_worker_timeout=100 \
+        .venv/bin/python -m dramatiq tasks.backends.dramatiq.worker:setup_worker \
+        --processes 2 --threads 1 --queues ocrlab.dramatiq --worker-shutdown-timeout 335000
+
+(`--queues` is `<OCRLAB_QUEUE_PREFIX>.<alias>`.) Like wsgi.py, this module sets Django up
+at import, before it imports the actor (the worker: process_job, the models). Nothing
+imports it but Dramatiq's command line.
+"""
+
+import logging
+import os
+
+import django
+import dramatiq
+import dramatiq.worker
+from django.conf import settings
+
+from tasks.backends.dramatiq.broker import (
+    ALIAS_ENV,
+    DEFAULT_ALIAS,
+    POLL_MS,
+    PREFETCH,
+    RABBITMQ_CONSUMER_TIMEOUT_S,
+    build_broker,
+    time_limit_s,
+)
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
+django.setup()
+
+from tasks.backends.dramatiq.actor import declare_actor  # noqa: E402 (needs the app registry)
+
+log = logging.getLogger(__name__)
+
+
+def setup_worker() -> None:
+    """The CLI's broker callable: the broker and actor of OCRLAB_DRAMATIQ_BACKEND."""
+    # The CLI imports dramatiq.worker before this module, so an env var set here would
+    # come too late: set what `dramatiq_queue_prefetch=1` would.
+    dramatiq.worker.QUEUE_PREFETCH = PREFETCH
+    alias = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
+    conf = settings.JOB_BACKENDS.get(alias, {})
+    if not conf.get("BACKEND", "").endswith("DramatiqBackend"):
+        raise RuntimeError(f"{ALIAS_ENV}={alias!r} is not a Dramatiq backend alias")
+    _warn_about_settings()
+    broker = build_broker(conf["OPTIONS"]["url"])
+    dramatiq.set_broker(broker)
+    declare_actor(broker, alias)
+
+
+def _warn_about_settings() -> None:
+    if time_limit_s() >= RABBITMQ_CONSUMER_TIMEOUT_S:
+        log.warning(
+            "actor time limit %.0fs is above RabbitMQ's default consumer_timeout: "
+            "raise it on the broker",
+            time_limit_s(),
+        )
+    if "dramatiq_worker_timeout" not in os.environ:
+        log.warning(
+            "dramatiq_worker_timeout is not set: on Redis a job may wait ~1 s "
+            "after the previous one (set it to %d)",
+            POLL_MS,
+        )
