@@ -14,10 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import confluent_kafka as ck
+import redis
 from django.conf import settings
 from django.db import connection
 
 from apps.bench.chaos.local import Postgres, broker_kind, broker_service
+from tasks.backends.celery.app import TASK_NAME
+from tasks.backends.dramatiq.broker import make_message
 from tasks.backends.registry import get_backend
 
 if TYPE_CHECKING:
@@ -136,8 +140,6 @@ def _poison_db(impl) -> None:
 
 
 def _poison_redis(impl) -> None:
-    import redis
-
     impl.ensure_group()
     client = redis.Redis.from_url(impl.url)  # bytes as they are, no decoding
     for payload in POISON.values():
@@ -147,8 +149,6 @@ def _poison_redis(impl) -> None:
 
 
 def _poison_celery(impl) -> None:
-    from tasks.backends.celery.app import TASK_NAME
-
     for payload in POISON.values():
         arg = payload.decode("utf-8", "replace")
         impl.app.send_task(TASK_NAME, args=[arg], queue=impl.queue, retry=False)
@@ -165,8 +165,6 @@ def _poison_celery(impl) -> None:
 
 def _poison_dramatiq(impl) -> None:
     """Dramatiq messages whose argument names no job, plus a body that is no message."""
-    from tasks.backends.dramatiq.broker import make_message
-
     broker = impl.broker
     for payload in POISON.values():
         broker.enqueue(make_message(impl.alias, payload.decode("utf-8", "replace")))
@@ -179,8 +177,6 @@ def _poison_dramatiq(impl) -> None:
 
 
 def _poison_kafka(impl) -> None:
-    import confluent_kafka as ck
-
     impl.ensure_topic()
     producer = ck.Producer({"bootstrap.servers": impl.servers, "linger.ms": 0})
     for payload in POISON.values():
