@@ -5,7 +5,6 @@ process group of their own, so a Ctrl-C in the terminal reaches only the supervi
 which then asks each child to stop after its current job (SIGTERM).
 """
 
-import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -18,6 +17,7 @@ import time
 
 from django.conf import settings
 
+from apps.ops import launch
 from tasks.backends.base import Backend
 
 log = logging.getLogger("tasks.supervisor")
@@ -136,7 +136,7 @@ class CommandWorkers:
                 proc.returncode,
                 delay_s,
             )
-            _signal_group(proc.pid, signal.SIGTERM)  # children it may have left behind
+            launch.signal_group(proc.pid, signal.SIGTERM)  # children it may have left behind
             if stop.wait(delay_s):
                 return
             proc, started = self._start(), time.monotonic()
@@ -146,25 +146,16 @@ class CommandWorkers:
     def _start(self) -> subprocess.Popen:
         # A session of its own: a Ctrl-C in the terminal reaches only runworker, which
         # then sends one SIGTERM (a second signal means "kill now" to both frameworks).
-        proc = subprocess.Popen(self.cmd, env=self.env, start_new_session=True)
+        proc = launch.start(self.cmd, env=self.env)
         log.info("%s started: pid %s: %s", self.name, proc.pid, " ".join(self.cmd))
         return proc
 
     def _stop(self, proc: subprocess.Popen) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(self.stop_timeout_s)
-        except subprocess.TimeoutExpired:
-            log.error("%s did not stop in %.0fs; killing it", self.name, self.stop_timeout_s)
-        _signal_group(proc.pid, signal.SIGKILL)  # nothing may outlive runworker
-        proc.wait()
+        """One SIGTERM to the command (warm shutdown), then SIGKILL its whole group after
+        stop_timeout_s (or at once if it stopped): nothing may outlive runworker."""
+        if not launch.stop_group(proc, timeout_s=self.stop_timeout_s, leader_only=True):
+            log.error("%s did not stop in %.0fs; killed it", self.name, self.stop_timeout_s)
         log.info("%s stopped (exit %s)", self.name, proc.returncode)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def die_with_parent() -> None:
