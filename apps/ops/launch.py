@@ -144,7 +144,8 @@ def wait_http(
         try:
             urllib.request.urlopen(url, timeout=2).close()
             return
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as exc:
+            exc.close()
             return
         except OSError:
             time.sleep(POLL_S)
@@ -377,15 +378,17 @@ class ServerGroup:
 
 
 def run_ocr_servers(first_port: int, count: int, *, host: str = LOCALHOST) -> None:
-    """Several OCR servers on consecutive ports, in the foreground until Ctrl-C/SIGTERM."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM: as Ctrl-C
+    """Several OCR servers on consecutive ports, in the foreground until Ctrl-C/SIGTERM
+    (a signal while they start stops them once all are up)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     group = ServerGroup(LOG_DIR)
     try:
         urls = group.start_ocr_servers(range(first_port, first_port + count), host=host)
         print(f"OCR servers up; for the API: OCR_SERVER_URLS={','.join(urls)}", flush=True)
-        while True:
-            signal.pause()
-    except KeyboardInterrupt:
+        while not stop.wait(0.5):
+            pass
         print("stopping OCR servers", flush=True)
     finally:
         with signals_ignored():
