@@ -33,6 +33,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -100,7 +101,7 @@ def start(
     log: Path | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = ROOT,
-) -> subprocess.Popen:
+) -> subprocess.Popen[bytes]:
     """Start `cmd` in a session (and process group) of its own: a Ctrl-C in the terminal
     does not reach it, and stop_group reaches what it starts. stdin is /dev/null; stdout
     and stderr are appended to `log`, or inherited without one. `env` is the whole
@@ -112,7 +113,13 @@ def start(
         return _popen(cmd, env, cwd, out, subprocess.STDOUT)
 
 
-def _popen(cmd, env, cwd, stdout, stderr) -> subprocess.Popen:
+def _popen(
+    cmd: list[str],
+    env: dict[str, str] | None,
+    cwd: Path | None,
+    stdout: IO[bytes] | None,
+    stderr: int | None,
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         cmd,
         cwd=cwd,
@@ -128,13 +135,13 @@ class NotReady(TimeoutError):
     """A process did not become ready: it exited first, or the time ran out."""
 
 
-def _check_running(proc: subprocess.Popen | None, what: str) -> None:
+def _check_running(proc: subprocess.Popen[bytes] | None, what: str) -> None:
     if proc is not None and proc.poll() is not None:
         raise NotReady(f"{what}: the process exited with {proc.returncode} before answering")
 
 
 def wait_http(
-    url: str, timeout_s: float = READY_TIMEOUT_S, *, proc: subprocess.Popen | None = None
+    url: str, timeout_s: float = READY_TIMEOUT_S, *, proc: subprocess.Popen[bytes] | None = None
 ) -> None:
     """Wait until `url` answers with any HTTP status; NotReady (a TimeoutError) when
     `proc` exits first or after `timeout_s`."""
@@ -167,7 +174,7 @@ def wait_port(
     timeout_s: float = READY_TIMEOUT_S,
     *,
     up: bool = True,
-    proc: subprocess.Popen | None = None,
+    proc: subprocess.Popen[bytes] | None = None,
 ) -> None:
     """Wait until host:port accepts connections (or, with up=False, refuses them)."""
     deadline = time.monotonic() + timeout_s
@@ -183,7 +190,8 @@ def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as sock:
         sock.bind((LOCALHOST, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 # --- stopping ---
@@ -250,7 +258,7 @@ def signal_group(pgid: int, sig: int) -> None:
 class _Leader:
     """A group leader to stop: our child (a Popen, waited on) or any pid (polled)."""
 
-    def __init__(self, proc: subprocess.Popen | int):
+    def __init__(self, proc: subprocess.Popen[bytes] | int):
         self.proc = proc if isinstance(proc, subprocess.Popen) else None
         self.pid = proc.pid if isinstance(proc, subprocess.Popen) else int(proc)
 
@@ -272,7 +280,7 @@ class _Leader:
 
 
 def stop_groups(
-    procs: Iterable[subprocess.Popen | int],
+    procs: Iterable[subprocess.Popen[bytes] | int],
     *,
     timeout_s: float = STOP_TIMEOUT_S,
     leader_only: bool = False,
@@ -305,7 +313,10 @@ def stop_groups(
 
 
 def stop_group(
-    proc: subprocess.Popen | int, *, timeout_s: float = STOP_TIMEOUT_S, leader_only: bool = False
+    proc: subprocess.Popen[bytes] | int,
+    *,
+    timeout_s: float = STOP_TIMEOUT_S,
+    leader_only: bool = False,
 ) -> bool:
     """stop_groups for one process: True when it stopped within `timeout_s`."""
     return stop_groups([proc], timeout_s=timeout_s, leader_only=leader_only)[0]
@@ -334,7 +345,7 @@ class ServerGroup:
 
     def __init__(self, log_dir: Path, env: dict[str, str] | None = None):
         self.log_dir, self.env = log_dir, {**os.environ, **(env or {})}
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(
         self,
@@ -343,7 +354,7 @@ class ServerGroup:
         *,
         ready_url: str | None = None,
         ready_port: int | None = None,
-    ) -> subprocess.Popen:
+    ) -> subprocess.Popen[bytes]:
         """Start `cmd`; with `ready_url` or `ready_port`, return once it answers there."""
         log = self.log_dir / f"{name}.log"
         proc = start(cmd, log=log, env=self.env)
@@ -373,7 +384,7 @@ class ServerGroup:
     def __enter__(self) -> ServerGroup:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
@@ -443,7 +454,7 @@ class Stack:
         pid = self.pid(name)
         return pid is not None and alive(pid)
 
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen | None:
+    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes] | None:
         """Start `cmd` as `name` unless it runs already (then None)."""
         if self.running(name):
             return None
@@ -480,7 +491,9 @@ class Stack:
             for name, proc in procs.items()
         ]
 
-    def down(self, patterns: Iterable[str] = STACK_NAMES, timeout_s=STACK_STOP_TIMEOUT_S):
+    def down(
+        self, patterns: Iterable[str] = STACK_NAMES, timeout_s: float = STACK_STOP_TIMEOUT_S
+    ) -> list[str]:
         """Stop the processes whose pid file names match `patterns` (SIGTERM their groups,
         then SIGKILL after `timeout_s`) and remove their pid files; one line each."""
         patterns = list(patterns)
