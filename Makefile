@@ -1,6 +1,8 @@
 # The lab's commands. `make demo` and `make test` do all set-up on a fresh machine.
 SHELL := /bin/bash
 PY := .venv/bin/python
+# The background stack of up/down/status (scripts/stack.sh is the same, for the shell).
+STACK := $(PY) -m apps.ops.launch stack
 # The admin's password: DJANGO_SUPERUSER_PASSWORD, or generated once and kept in .env.
 export DJANGO_SUPERUSER_USERNAME ?= admin
 export API_PORT ?= 8000
@@ -30,23 +32,23 @@ prepare: services
 	@$(PY) manage.py ensure_api_token
 
 up: prepare
-	@scripts/stack.sh start
+	@$(STACK) start
 	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/  (browsable: /api/jobs, after admin login)"
 	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password: DJANGO_SUPERUSER_PASSWORD in .env)"
 	@echo "Token:  $$(grep -E '^OCRLAB_API_TOKEN=' .env | cut -d= -f2)  (user bench; send 'Authorization: Token ...')"
 
 down:
-	@scripts/stack.sh stop
+	@$(STACK) stop
 	@scripts/services.sh stop
 
 status:
-	@scripts/stack.sh status
+	@$(STACK) status
 
 demo: up
 	@$(PY) manage.py demo --queues
-	@scripts/stack.sh stop-workers
+	@$(STACK) stop-workers
 	@$(PY) manage.py runbench --quick
-	@scripts/stack.sh start
+	@$(STACK) start
 	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/"
 	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password: DJANGO_SUPERUSER_PASSWORD in .env)"
 

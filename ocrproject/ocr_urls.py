@@ -1,4 +1,4 @@
-"""URLconf of the OCR servers (DJANGO_ROOT_URLCONF, set by ocrproject/launch.py): only
+"""URLconf of the OCR servers (DJANGO_ROOT_URLCONF, set by apps/ops/launch.py): only
 `POST /ocr/predict`. The API (ocrproject/urls.py) does not mount it."""
 
 from django.urls import include, path

@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "apps.jobs.middleware.PoolTimeoutMiddleware",
 ]
 
-# The OCR servers run with DJANGO_ROOT_URLCONF=ocrproject.ocr_urls (ocrproject/launch.py):
+# The OCR servers run with DJANGO_ROOT_URLCONF=ocrproject.ocr_urls (apps/ops/launch.py):
 # /ocr/predict lives there only.
 ROOT_URLCONF = env_str("DJANGO_ROOT_URLCONF", "ocrproject.urls")
 WSGI_APPLICATION = "ocrproject.wsgi.application"

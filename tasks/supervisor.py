@@ -5,7 +5,6 @@ or client threads), each in a session of its own, so a Ctrl-C in the terminal re
 only the supervisor, which then asks each child to stop after its current job (SIGTERM).
 """
 
-import contextlib
 import ctypes
 import logging
 import os
@@ -17,6 +16,7 @@ import time
 
 from django.conf import settings
 
+from apps.ops import launch
 from tasks.backends.base import Backend
 
 log = logging.getLogger("tasks.supervisor")
@@ -57,35 +57,25 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         # A session of its own: a Ctrl-C in the terminal reaches only the supervisor.
-        self.procs[index] = subprocess.Popen(
-            [sys.executable, "-m", WORKER_MODULE, self.alias, str(index)],
-            start_new_session=True,
-        )
+        argv = [sys.executable, "-m", WORKER_MODULE, self.alias, str(index)]
+        self.procs[index] = launch.start(argv)
 
     def _restart_dead(self) -> None:
         for index, proc in list(self.procs.items()):
             if proc.poll() is not None:
-                log.warning(
-                    "worker %d (pid %s) exited with %s; restarting",
-                    index,
-                    proc.pid,
-                    proc.returncode,
-                )
+                code = proc.returncode
+                log.warning("worker %d (pid %s) exited with %s; restarting", index, proc.pid, code)
                 time.sleep(RESTART_DELAY_S)
                 self._start(index)
 
     def _stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + settings.JOB_TIME_LIMIT_S + STOP_GRACE_S
-        for proc in self.procs.values():
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.error("worker pid %s did not stop in time; killing it", proc.pid)
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait()
+        """SIGTERM each worker (it finishes its current job), then SIGKILL what is left."""
+        procs = list(self.procs.values())
+        timeout_s = settings.JOB_TIME_LIMIT_S + STOP_GRACE_S
+        in_time = launch.stop_groups(procs, timeout_s=timeout_s, leader_only=True)
+        for proc, stopped in zip(procs, in_time, strict=True):
+            if not stopped:
+                log.error("worker pid %s did not stop in %.0fs; killed it", proc.pid, timeout_s)
 
 
 class CommandWorkers:
@@ -112,7 +102,7 @@ class CommandWorkers:
                 proc.returncode,
                 delay_s,
             )
-            _signal_group(proc.pid, signal.SIGTERM)  # children it may have left behind
+            launch.signal_group(proc.pid, signal.SIGTERM)  # children it may have left behind
             if stop.wait(delay_s):
                 return
             proc, started = self._start(), time.monotonic()
@@ -122,25 +112,16 @@ class CommandWorkers:
     def _start(self) -> subprocess.Popen:
         # A session of its own: a Ctrl-C in the terminal reaches only runworker, which
         # then sends one SIGTERM (a second signal means "kill now" to both frameworks).
-        proc = subprocess.Popen(self.cmd, env=self.env, start_new_session=True)
+        proc = launch.start(self.cmd, env=self.env)
         log.info("%s started: pid %s: %s", self.name, proc.pid, " ".join(self.cmd))
         return proc
 
     def _stop(self, proc: subprocess.Popen) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(self.stop_timeout_s)
-        except subprocess.TimeoutExpired:
-            log.error("%s did not stop in %.0fs; killing it", self.name, self.stop_timeout_s)
-        _signal_group(proc.pid, signal.SIGKILL)  # nothing may outlive runworker
-        proc.wait()
+        """One SIGTERM to the command (warm shutdown), then SIGKILL its whole group after
+        stop_timeout_s (or at once if it stopped): nothing may outlive runworker."""
+        if not launch.stop_group(proc, timeout_s=self.stop_timeout_s, leader_only=True):
+            log.error("%s did not stop in %.0fs; killed it", self.name, self.stop_timeout_s)
         log.info("%s stopped (exit %s)", self.name, proc.returncode)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 def die_with_parent() -> None:

@@ -5,15 +5,15 @@ database, so tests that use them need `@pytest.mark.django_db(transaction=True)`
 """
 
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from apps.ops import launch
+
+ROOT = launch.ROOT
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, message="condition"):
@@ -88,14 +88,9 @@ class WorkerProcess:
     def __init__(self, proc: subprocess.Popen, log: Path):
         self.proc, self.log = proc, log
 
-    def stop(self, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+    def stop(self, timeout_s: float = 30) -> int:
+        """Like runworker's own stop: one SIGTERM (warm shutdown), then SIGKILL the group."""
+        launch.stop_group(self.proc, timeout_s=timeout_s, leader_only=True)
         return self.proc.returncode
 
     def output(self) -> str:
@@ -108,25 +103,11 @@ def start_worker(subprocess_env, tmp_path):
     started: list[WorkerProcess] = []
 
     def start(backend: str, workers: int = 1, workload: str | None = None, env=None):
-        cmd = [
-            sys.executable,
-            "manage.py",
-            "runworker",
-            "--backend",
-            backend,
-            "--workers",
-            str(workers),
-        ]
-        if workload:
-            cmd += ["--workload", workload]
         log = tmp_path / f"worker-{backend}-{len(started)}.log"
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
+        proc = launch.start(
+            launch.worker_command(backend, workers, workload),
+            log=log,
             env={**subprocess_env, **(env or {})},
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
         started.append(WorkerProcess(proc, log))
         return started[-1]
@@ -138,43 +119,25 @@ def start_worker(subprocess_env, tmp_path):
             print(worker.output())
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def ocr_servers(tmp_path_factory):
     """Two real OCR servers (gunicorn), shared by the session. Yields their base URLs."""
-    from ocrproject.launch import ServerGroup, ocr_server_command
-
-    ports = [free_port(), free_port()]
-    with ServerGroup(tmp_path_factory.mktemp("ocr-servers")) as group:
-        for port in ports:
-            group.start(
-                f"ocr-{port}",
-                ocr_server_command(port=port),
-                ready_url=f"http://127.0.0.1:{port}/ocr/predict",
-            )
-        yield [f"http://127.0.0.1:{port}" for port in ports]
+    with launch.ServerGroup(tmp_path_factory.mktemp("ocr-servers")) as group:
+        yield group.start_ocr_servers([launch.free_port(), launch.free_port()])
 
 
 @pytest.fixture(scope="session")
 def api_server(django_db_setup, django_db_blocker, ocr_servers, tmp_path_factory):
     """The real API (uvicorn, ASGI) on the test database, calling the session's OCR servers."""
-    from ocrproject.launch import ServerGroup, api_command
-
     with django_db_blocker.unblock():
         database_url = test_database_url()
-    port = free_port()
+    port = launch.free_port()
     env = {
         "DATABASE_URL": database_url,
         "OCR_SERVER_URLS": ",".join(ocr_servers),
         "OCR_V2_SERVERS": "2",
     }
-    with ServerGroup(tmp_path_factory.mktemp("api"), env=env) as group:
-        group.start("api", api_command(port=port), ready_url=f"http://127.0.0.1:{port}/api/jobs")
+    with launch.ServerGroup(tmp_path_factory.mktemp("api"), env=env) as group:
+        cmd = launch.api_command(port=port)
+        group.start("api", cmd, ready_url=f"http://127.0.0.1:{port}/api/jobs")
         yield f"http://127.0.0.1:{port}"

@@ -20,6 +20,7 @@ from pathlib import Path
 from apps.bench.cells import QUEUE_VERSIONS, CellSpec, MatrixParams
 from apps.bench.metrics import SubmitStats
 from apps.jobs.versions import API_VERSION, submit_path
+from apps.ops import launch
 
 SUBMIT = "submit"
 JOB_WORKLOAD = "noop"
@@ -30,6 +31,7 @@ FAMILY_REQUESTS = 10
 QUICK_USERS, QUICK_REQUESTS, QUICK_RATES, QUICK_STEP_S = 64, 5, (1.0, 2.0), 2.0
 P99_LIMIT_MS = 50.0
 LOADGEN_SLACK_S = 120.0
+LOADGEN_STOP_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -131,21 +133,16 @@ def timeout_s(spec: CellSpec, options: SubmitOptions) -> float:
 
 def run_submit(spec: CellSpec, run: SubmitRun) -> str:
     """Run the load generator as a child process; '' when it finished, else a note."""
-    run.cell_dir.mkdir(parents=True, exist_ok=True)
-    with (run.cell_dir / "loadgen.log").open("wb") as log:
-        proc = subprocess.Popen(
-            loadgen_command(spec, run),
-            cwd=Path(__file__).resolve().parent.parent.parent,
-            env=run.env or None,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            proc.wait(timeout_s(spec, run.options))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            return "submit load generator did not finish in time and was stopped"
+    proc = launch.start(
+        loadgen_command(spec, run), log=run.cell_dir / "loadgen.log", env=run.env or None
+    )
+    try:
+        proc.wait(timeout_s(spec, run.options))
+    except subprocess.TimeoutExpired:
+        return "submit load generator did not finish in time and was stopped"
+    finally:
+        with launch.signals_ignored():
+            launch.stop_group(proc, timeout_s=LOADGEN_STOP_S)
     return "" if proc.returncode == 0 else f"submit load generator exited with {proc.returncode}"
 
 

@@ -13,7 +13,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from ocrproject.launch import ROOT
+from apps.ops.launch import ROOT
 
 FIELDS = ("lost", "doubled", "stuck", "recovery_s")
 CHAOS_TIMEOUT_S = 20 * 60.0

@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import csv
-import socket
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from django.db import connections
+
 from apps.bench.cells import CellSpec
 from apps.bench.metrics import SubmitStats
-from ocrproject.launch import ROOT, ServerGroup, api_command, ocr_server_command
+from apps.ops import launch
 
-LOCUSTFILE = ROOT / "locust" / "locustfile.py"
-LOCUST_BIN = Path(sys.executable).parent / "locust"
+LOCUSTFILE = launch.ROOT / "locust" / "locustfile.py"
+LOCUST_BIN = launch.BIN / "locust"
+LOCUST_STOP_S = 10.0
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}
 SUBMIT_NAME, JOB_NAME = "submit", "job end-to-end"  # as in locust/ocr_scenario.py
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cell_env(spec: CellSpec, base: dict[str, str], ocr_ports: list[int]) -> dict[str, str]:
@@ -38,33 +32,17 @@ def cell_env(spec: CellSpec, base: dict[str, str], ocr_ports: list[int]) -> dict
 
 
 def start_stack(
-    group: ServerGroup, spec: CellSpec, *, ocr_ports: list[int], api_workers: int
+    group: launch.ServerGroup, spec: CellSpec, *, ocr_ports: list[int], api_workers: int
 ) -> str:
     """OCR servers (sync) or runworker (queue), then the API; returns the API's base URL."""
-    for port in ocr_ports:
-        group.start(
-            f"ocr-{port}",
-            ocr_server_command(port=port),
-            ready_url=f"http://127.0.0.1:{port}/ocr/predict",
-        )
+    group.start_ocr_servers(ocr_ports)
     if spec.kind == "queue":
-        group.start(
-            "worker",
-            [
-                sys.executable,
-                "manage.py",
-                "runworker",
-                "--backend",
-                spec.backend,
-                "--workers",
-                str(spec.workers),
-            ],
-        )
-    port = free_port()
+        group.start("worker", launch.worker_command(spec.backend, spec.workers))
+    port = launch.free_port()
     host = f"http://127.0.0.1:{port}"
     group.start(
         "api",
-        api_command(port=port, workers=api_workers),
+        launch.api_command(port=port, workers=api_workers),
         ready_url=f"{host}/api/jobs/{MISSING_ID}",
     )
     return host
@@ -175,15 +153,6 @@ def broker_address(url: str) -> tuple[str, int] | None:
     return parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
 
 
-def tcp_reachable(host: str, port: int, timeout_s: float = 2.0) -> bool:
-    """True when something accepts a TCP connection at host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
 def call_with_timeout(func: Callable[[], object], timeout_s: float) -> str | None:
     """Run func in a thread; None on success, else the error (or a timeout) as text."""
     outcome: list[str | None] = []
@@ -195,8 +164,6 @@ def call_with_timeout(func: Callable[[], object], timeout_s: float) -> str | Non
         except Exception as exc:  # reported as the reason to skip the cell
             outcome.append(f"{type(exc).__name__}: {exc}")
         finally:
-            from django.db import connections
-
             connections.close_all()
 
     thread = threading.Thread(target=target, daemon=True)

@@ -7,12 +7,9 @@ children at the test database and their queue prefix (tests/conftest.py `subproc
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,8 +24,9 @@ from apps.bench.cells import CellSpec
 from apps.bench.cpu import CpuWindow, group_roots
 from apps.bench.metrics import JobTimes, cell_metrics
 from apps.jobs.models import FINISHED, OcrJob
+from apps.ops import launch
 from ocrproject.env import api_auth_headers
-from ocrproject.launch import ServerGroup
+from tasks.backends.registry import get_backend
 
 ROW_FIELDS = (
     "id",
@@ -96,14 +94,12 @@ def probe(spec: CellSpec) -> str | None:
     """Why the cell cannot run (its broker is unreachable), or None; purges its queue."""
     if spec.kind != "queue":
         return None
-    from tasks.backends.registry import get_backend
-
     try:
         backend = get_backend(spec.backend)
     except Exception as exc:  # missing module or client library: skip, do not crash
         return f"backend {spec.backend!r} unavailable: {type(exc).__name__}: {exc}"
     address = processes.broker_address(backend.options.get("url") or "")
-    if address and not processes.tcp_reachable(*address):
+    if address and not launch.tcp_reachable(*address):
         return f"broker of {spec.backend!r} unreachable at {address[0]}:{address[1]}"
     error = processes.call_with_timeout(backend.purge, BROKER_PROBE_S)
     return f"purge of {spec.backend!r} failed: {error}" if error else None
@@ -111,17 +107,15 @@ def probe(spec: CellSpec) -> str | None:
 
 def _purge_quietly(spec: CellSpec) -> None:
     if spec.kind == "queue":
-        from tasks.backends.registry import get_backend
-
         processes.call_with_timeout(get_backend(spec.backend).purge, BROKER_PROBE_S)
 
 
 def _measure(spec: CellSpec, tag: str, config: RunConfig) -> dict:
     cell_dir = config.out_dir / "cells" / spec.cell_id
     OcrJob.objects.filter(run_tag__in=[tag, f"{tag}-warm", burst_tag(tag)]).delete()
-    ocr_ports = [processes.free_port() for _ in range(spec.workers)] if spec.kind == "sync" else []
+    ocr_ports = [launch.free_port() for _ in range(spec.workers)] if spec.kind == "sync" else []
     env = processes.cell_env(spec, config.env, ocr_ports)
-    group = ServerGroup(cell_dir / "logs", env=env)
+    group = launch.ServerGroup(cell_dir / "logs", env=env)
     try:
         host = processes.start_stack(
             group, spec, ocr_ports=ocr_ports, api_workers=config.api_workers
@@ -134,7 +128,7 @@ def _measure(spec: CellSpec, tag: str, config: RunConfig) -> dict:
         rows = job_rows(spec, tag, since, timezone.now())
         burst = _burst(spec, tag, config)
     finally:
-        with signals_ignored():
+        with launch.signals_ignored():
             group.stop()
     summary = _summarize(spec, rows, cell_dir, note, drained)
     summary["metrics"].update(burst)
@@ -179,20 +173,6 @@ def _summarize(spec: CellSpec, rows: list[dict], cell_dir: Path, note: str, drai
     if not drained:
         notes.append("drain timeout: unfinished jobs counted as timeouts")
     return {"metrics": metrics, "jobs": rows, "note": "; ".join(notes)}
-
-
-@contextmanager
-def signals_ignored():
-    """Ignore Ctrl-C / SIGTERM while stopping processes, so cleanup is never cut short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 def warm_up(spec: CellSpec, host: str, tag: str, config: RunConfig) -> None:
@@ -255,34 +235,15 @@ def run_locust(spec: CellSpec, host: str, tag: str, cell_dir: Path, config: RunC
         poll_interval_s=config.poll_interval_s,
         wait_mode=config.wait_mode,
     )
-    with (cell_dir / "locust.log").open("wb") as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=processes.ROOT,
-            env=config.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            proc.wait(processes.locust_timeout_s(spec))
-        except subprocess.TimeoutExpired:
-            return "locust did not finish in time and was stopped"
-        finally:
-            _stop_process_group(proc)
+    proc = launch.start(cmd, log=cell_dir / "locust.log", env=config.env)
+    try:
+        proc.wait(processes.locust_timeout_s(spec))
+    except subprocess.TimeoutExpired:
+        return "locust did not finish in time and was stopped"
+    finally:
+        with launch.signals_ignored():
+            launch.stop_group(proc, timeout_s=processes.LOCUST_STOP_S)
     return "" if proc.returncode == 0 else f"locust exited with {proc.returncode}"
-
-
-def _stop_process_group(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    with signals_ignored():
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def cell_rows(spec: CellSpec, tag: str, since: datetime, until: datetime):

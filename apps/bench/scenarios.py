@@ -27,10 +27,11 @@ from apps.bench import processes
 from apps.bench.burst import run_burst
 from apps.bench.cells import CellSpec
 from apps.bench.cpu import CpuWindow, group_roots
-from apps.bench.runner import CellError, RunConfig, probe, signals_ignored
+from apps.bench.runner import CellError, RunConfig, probe
 from apps.jobs import services
 from apps.jobs.models import FINISHED, OcrJob
-from ocrproject.launch import ServerGroup
+from apps.ops.launch import ServerGroup, signals_ignored
+from tasks.backends.registry import get_backend
 
 FAMILIES = ("pickup", "mixed", "overload")
 ROW_FIELDS = (
@@ -308,8 +309,6 @@ STEPS = {"pickup": pickup_step, "mixed": mixed_step, "overload": overload_step}
 
 def broker_processes(backend: str) -> tuple[str, ...]:
     """Process names of the backend's broker (Postgres for db)."""
-    from tasks.backends.registry import get_backend
-
     if backend == "db":
         return BROKER_PROCESSES["db"]
     url = get_backend(backend).options.get("url") or ""

@@ -26,6 +26,9 @@ from apps.bench.models import BenchRun, BenchStatus
 from apps.bench.runner import RunConfig, run_cell
 from apps.bench.scenarios import FULL, FamilyParams, run_family_cell
 from apps.bench.targets import evaluate
+from apps.ocr.corpus import ensure_corpus, resolve
+from apps.ocr.engine import PredictRequest, run_ocr
+from tasks.backends.registry import reset_backends
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,6 @@ def cell_line(result: dict) -> str:
 
 def measure_bare_ocr(document: str, runs: int) -> dict:
     """Median seconds of in-process run_ocr on `document` (after one untimed warm-up run)."""
-    from apps.ocr.corpus import ensure_corpus, resolve
-    from apps.ocr.engine import PredictRequest, run_ocr
-
     ensure_corpus()
     request = PredictRequest(source=resolve(document), name=document, language="eng")
     times = []
@@ -214,8 +214,6 @@ def _run_cells(options: BenchOptions, results: list[dict], stream: TextIO, stamp
 def _finish(
     options: BenchOptions, run: BenchRun, results: list[dict], context: dict, status: str
 ) -> BenchOutcome:
-    from tasks.backends.registry import reset_backends
-
     reset_backends()
     context.update(
         finished=timezone.now().isoformat(timespec="seconds"),

@@ -7,29 +7,21 @@ them (or stops them with --stop-stray).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import time
 from pathlib import Path
 
-import psutil
+from apps.ops.launch import RUN_DIR, Stack
 
-from ocrproject.launch import ROOT
-
-PID_DIR = ROOT / "var" / "run"
+PID_DIR = RUN_DIR
 STOP_WAIT_S = 30.0
 
 
 def stray_workers(pid_dir: Path = PID_DIR) -> dict[str, int]:
     """{pid file name: pid} of the stack's workers that are alive."""
+    stack = Stack(run_dir=pid_dir)
     alive = {}
     for pidfile in sorted(pid_dir.glob("worker-*.pid")):
-        try:
-            pid = int(pidfile.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if psutil.pid_exists(pid):
+        pid = stack.pid(pidfile.stem)
+        if pid is not None and stack.running(pidfile.stem):
             alive[pidfile.name] = pid
     return alive
 
@@ -45,13 +37,6 @@ def refusal(alive: dict[str, int]) -> str:
 
 
 def stop_stray(alive: dict[str, int], pid_dir: Path = PID_DIR) -> None:
-    """SIGTERM each stray worker's process group (stack.sh starts them with setsid)."""
-    for name, pid in alive.items():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_WAIT_S
-        while psutil.pid_exists(pid) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if psutil.pid_exists(pid):
-            os.killpg(pid, signal.SIGKILL)
-        (pid_dir / name).unlink(missing_ok=True)
+    """Stop the stray workers as `stack stop-workers` does (their process groups)."""
+    names = [name.removesuffix(".pid") for name in alive]
+    Stack(run_dir=pid_dir).down(names, timeout_s=STOP_WAIT_S)

@@ -9,7 +9,10 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from django.db import connection
+
+from apps.ops.launch import ROOT
+
 PACKAGES = (
     "Django",
     "djangorestframework",
@@ -82,8 +85,6 @@ def versions() -> dict:
 
 def _postgres_version() -> str:
     try:
-        from django.db import connection
-
         with connection.cursor() as cursor:
             cursor.execute("SHOW server_version")
             return cursor.fetchone()[0]

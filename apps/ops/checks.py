@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import connection
 from kombu import Connection
 
-from apps.bench.processes import broker_address, call_with_timeout, tcp_reachable
+from apps.bench.processes import broker_address, call_with_timeout
+from apps.ops.launch import tcp_reachable
 
 
 @dataclass

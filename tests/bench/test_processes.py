@@ -6,8 +6,8 @@ from apps.bench.processes import (
     cell_env,
     locust_command,
     read_locust_stats,
-    tcp_reachable,
 )
+from apps.ops.launch import tcp_reachable
 
 STATS = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
 Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,\

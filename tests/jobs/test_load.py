@@ -2,7 +2,6 @@
 database connections stays inside the budget the pool sets; a busy pool answers 503."""
 
 import asyncio
-import inspect
 import threading
 
 import httpx
@@ -14,13 +13,13 @@ from django.test import Client
 from psycopg_pool import PoolTimeout
 
 from apps.jobs.models import OcrJob
+from apps.ops.launch import API_WORKERS
 from ocrproject.env import api_auth_headers
-from ocrproject.launch import api_command
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CLIENTS = 128
 SUBMITS_PER_CLIENT = 2
-API_PROCESSES = inspect.signature(api_command).parameters["workers"].default
+API_PROCESSES = API_WORKERS
 LISTENERS_PER_API = 1  # the long-poll wait's LISTEN connection, outside the pool
 TEST_PROCESS_CONNECTIONS = 2  # this test's own connection (+ one spare)
 

@@ -1,8 +1,5 @@
 """`runrelay`: the outbox relay as its own process (for the frameworks' stock CLIs)."""
 
-import signal
-import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
@@ -11,7 +8,8 @@ from django.utils import timezone
 
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
-from tests.conftest import ROOT, wait_for
+from apps.ops import launch
+from tests.conftest import wait_for
 
 
 @pytest.mark.django_db(transaction=True)
@@ -21,13 +19,8 @@ def test_runrelay_publishes_a_job_left_pending(subprocess_env, tmp_path):
     )
     OcrJob.objects.filter(id=job.id).update(created_at=timezone.now() - timedelta(minutes=1))
     log = tmp_path / "relay.log"
-    proc = subprocess.Popen(
-        [sys.executable, "manage.py", "runrelay", "--backend", "db"],
-        cwd=ROOT,
-        env=subprocess_env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+    cmd = launch.manage_command("runrelay", "--backend", "db")
+    proc = launch.start(cmd, log=log, env=subprocess_env)
     try:
         wait_for(
             lambda: OcrJob.objects.get(id=job.id).status == JobStatus.QUEUED,
@@ -35,8 +28,8 @@ def test_runrelay_publishes_a_job_left_pending(subprocess_env, tmp_path):
             message=lambda: log.read_text(),
         )
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
+        assert launch.stop_group(proc, timeout_s=30, leader_only=True)
+    assert proc.returncode == 0
     assert "runrelay: stopped" in log.read_text()
 
 

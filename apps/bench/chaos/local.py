@@ -15,12 +15,13 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
+import redis
 from django.conf import settings
 
-from apps.bench.processes import broker_address, tcp_reachable
+from apps.bench.processes import broker_address
+from apps.ops import launch
 
 PORT_WAIT_S = 90.0
 LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -72,11 +73,7 @@ def listener_pid(port: int) -> int | None:
 
 
 def wait_port(port: int, *, up: bool, timeout_s: float = PORT_WAIT_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while tcp_reachable("127.0.0.1", port, timeout_s=1.0) != up:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"port {port} still {'down' if up else 'up'} after {timeout_s:g}s")
-        time.sleep(0.2)
+    launch.wait_port("127.0.0.1", port, timeout_s, up=up)
 
 
 def _run(cmd: list[str]) -> None:
@@ -129,8 +126,6 @@ class Redis:
         self.argv: list[str] | None = None
 
     def _remember(self) -> None:
-        import redis
-
         client = redis.Redis.from_url(self.url, socket_timeout=5)
         conf = {key: client.config_get(key).get(key) or "" for key in self.KEYS}
         # not /proc/<pid>/exe: Debian's redis-server is a link to redis-check-rdb
@@ -145,8 +140,6 @@ class Redis:
             self.argv += [f"--{key}", *(value.split() if key == "bind" else [value])]
 
     def stop(self) -> None:
-        import redis
-
         self._remember()
         with contextlib.suppress(redis.ConnectionError):  # it hangs up as it exits
             redis.Redis.from_url(self.url, socket_timeout=5).shutdown(nosave=True)
@@ -201,15 +194,7 @@ class Tansu:
 
     def start(self) -> None:
         assert self.argv, "stop() remembers the command line start() needs"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        launch.start(self.argv, log=self.log_path, cwd=None)  # a daemon: nobody waits on it
         wait_port(self.port, up=True)
 
 

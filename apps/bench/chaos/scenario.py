@@ -11,7 +11,6 @@ cell cannot spill into the next phase."""
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from apps.bench.chaos.faults import FAULTS, broker_url
 from apps.bench.chaos.report import FINISHED, Cell, compute_cell
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
-from ocrproject.launch import ServerGroup
+from apps.ops.launch import ServerGroup, worker_command
 from tasks.backends.registry import get_backend, reset_backends
 
 log = logging.getLogger("chaos")
@@ -159,18 +158,6 @@ class CellRun:
         ]
 
 
-def worker_command(backend: str, workers: int) -> list[str]:
-    return [
-        sys.executable,
-        "manage.py",
-        "runworker",
-        "--backend",
-        backend,
-        "--workers",
-        str(workers),
-    ]
-
-
 class Workers:
     """One backend's worker group for the whole run; its log, read phase by phase."""
 
@@ -185,7 +172,7 @@ class Workers:
 
     def stop(self) -> None:
         if self.group is not None:
-            self.group.stop(timeout=5)
+            self.group.stop(timeout_s=5)
             self.group = None
 
     def offset(self) -> int:

@@ -7,6 +7,7 @@ refuses non-loopback addresses). scripts/chaos_services.sh starts a private set.
 import os
 import platform
 import subprocess
+from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -138,9 +139,7 @@ def _size_pool(*, threads: int) -> None:
         pool["max_size"] = max(pool.get("max_size", 0), threads)
 
 
-def _path(text: str):
-    from pathlib import Path
-
+def _path(text: str) -> Path:
     return Path(text).resolve()
 
 

@@ -33,6 +33,7 @@ from apps.bench.plan import (
 from apps.bench.runner import RunConfig
 from apps.bench.scenarios import FAMILIES, FULL, QUICK, TINY, FamilyParams
 from apps.bench.session import BenchOptions, ChaosSource, run_bench
+from tasks.backends.registry import backend_aliases, reset_backends
 
 MATRIX_OPTIONS = ("versions", "backends", "workers", "users", "noop_users", "jobs_per_user",
                   "workload", "families")  # fmt: skip
@@ -177,8 +178,6 @@ class Command(BaseCommand):
             stray.stop_stray(alive)
 
     def _cells(self, opts):
-        from tasks.backends.registry import backend_aliases
-
         try:
             versions = parse_name_list(opts["versions"] or ",".join(ALL_VERSIONS))
             backends = (
@@ -241,8 +240,6 @@ class Command(BaseCommand):
         env = dict(os.environ)
         prefix = opts["queue_prefix"] or f"{settings.QUEUE_PREFIX}-bench"
         if prefix != settings.QUEUE_PREFIX:
-            from tasks.backends.registry import reset_backends
-
             settings.QUEUE_PREFIX = prefix  # this process purges the bench's own queues
             reset_backends()
         env["OCRLAB_QUEUE_PREFIX"] = prefix
