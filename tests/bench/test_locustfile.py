@@ -18,6 +18,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from apps.jobs import versions
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOCUST_DIR = ROOT / "locust"
 LOCUST = Path(sys.executable).parent / "locust"
@@ -97,16 +99,22 @@ print(json.dumps({"scenario": scenario_from_options(opts).__dict__, "ui": sorted
 """
 
 
-def test_options_parse_and_show_in_the_web_ui():
+def locust_json(code: str) -> dict:
+    """Run `code` in a fresh interpreter (locust patches the process) and read the JSON
+    it prints last."""
     out = subprocess.run(
-        [sys.executable, "-c", PARSE],
+        [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_options_parse_and_show_in_the_web_ui():
+    data = locust_json(PARSE)
     assert data["scenario"]["version"] == "api" and data["scenario"]["backend"] == "dramatiq"
     assert data["scenario"]["deadline_s"] == 30.0 and data["scenario"]["jobs_per_user"] == 3
     assert {"ocr_version", "backend", "workload", "deadline", "jobs_per_user"} <= set(data["ui"])
@@ -215,3 +223,27 @@ def test_sync_users_time_the_call(stub_api, tmp_path):
     stats = run_locust(stub_api, tmp_path, "--ocr-version", "v0")
     assert stats["submit"]["Request Count"] == "6"
     assert stats["job end-to-end"]["Failure Count"] == "0"
+
+
+def test_locust_scenario_uses_the_definition():
+    sc = load_scenario()
+    assert versions.names() == sc.VERSIONS
+    for name in versions.names():
+        scenario = sc.Scenario(version=name)
+        assert scenario.submit_path == versions.submit_path(name)
+        assert scenario.is_sync == (versions.get(name).kind == versions.SYNC)
+
+
+LOAD_CLASSES = """
+import json
+from locust.util.load_locustfile import load_locustfile
+user_classes, _ = load_locustfile("locust/locustfile.py")
+print(json.dumps({name: cls.version for name, cls in user_classes.items()}))
+"""
+
+
+def test_locust_has_one_user_class_per_version():
+    classes = locust_json(LOAD_CLASSES)
+    assert sorted(classes.values()) == sorted(versions.names())
+    assert classes["V5JobUser"] == "v5" and classes["V0SyncUser"] == "v0"
+    assert classes["ApiJobUser"] == "api"

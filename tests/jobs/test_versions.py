@@ -1,10 +1,6 @@
 """apps/jobs/versions.py is the one definition of the versions: everything derived from it
 agrees (model choices, URLs, backends, bench cells, demo, locust scenario and classes)."""
 
-import importlib.util
-import json
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -22,15 +18,6 @@ from tasks.backends.registry import backend_aliases, get_backend
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 JOB_ID = uuid.UUID("00000000-0000-0000-0000-000000000001")
-
-
-def load_scenario():
-    path = ROOT / "locust" / "ocr_scenario.py"
-    spec = importlib.util.spec_from_file_location("ocr_scenario", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("ocr_scenario", module)  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_definition():
@@ -106,35 +93,3 @@ def test_bench_cells_cover_every_version():
 def test_demo_uses_the_definition():
     assert list(versions.sync_versions()) == demo.SYNC_VERSIONS
     assert list(versions.queue_versions()) == demo.QUEUE_VERSIONS
-
-
-def test_locust_scenario_uses_the_definition():
-    sc = load_scenario()
-    assert versions.names() == sc.VERSIONS
-    for name in versions.names():
-        scenario = sc.Scenario(version=name)
-        assert scenario.submit_path == versions.submit_path(name)
-        assert scenario.is_sync == (versions.get(name).kind == versions.SYNC)
-
-
-LOAD_CLASSES = """
-import json
-from locust.util.load_locustfile import load_locustfile
-user_classes, _ = load_locustfile("locust/locustfile.py")
-print(json.dumps({name: cls.version for name, cls in user_classes.items()}))
-"""
-
-
-def test_locust_has_one_user_class_per_version():
-    out = subprocess.run(
-        [sys.executable, "-c", LOAD_CLASSES],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    classes = json.loads(out.stdout.strip().splitlines()[-1])
-    assert sorted(classes.values()) == sorted(versions.names())
-    assert classes["V5JobUser"] == "v5" and classes["V0SyncUser"] == "v0"
-    assert classes["ApiJobUser"] == "api"
