@@ -185,6 +185,7 @@ def test_nothing_imports_the_worker():
         ("apps.ocr", ("apps.jobs", "apps.bench", "apps.ops", "tasks")),
         ("apps.jobs", ("apps.bench", "apps.ops")),
         ("tasks", ("apps.bench", "apps.ops.views", "locust")),
+        ("apps.ops", ("apps.bench", "apps.jobs.views", "tasks")),
         ("apps.bench", ("tasks.backends.db", "tasks.backends.kafka")),
     ],
 )

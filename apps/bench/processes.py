@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import csv
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
-
-from django.db import connections
 
 from apps.bench.cells import CellSpec
 from apps.bench.metrics import SubmitStats
@@ -17,7 +12,6 @@ from apps.ops import launch
 LOCUSTFILE = launch.ROOT / "locust" / "locustfile.py"
 LOCUST_BIN = launch.BIN / "locust"
 LOCUST_STOP_S = 10.0
-DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}
 SUBMIT_NAME, JOB_NAME = "submit", "job end-to-end"  # as in locust/ocr_scenario.py
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -142,31 +136,3 @@ def read_locust_stats(path: Path) -> tuple[SubmitStats | None, dict[str, float |
         }
     )
     return stats, extra
-
-
-def broker_address(url: str) -> tuple[str, int] | None:
-    """(host, port) of a broker URL: redis://h:p/0, amqp://u:p@h:p//, or Kafka's h:p,h:p."""
-    first = url.split(",")[0].strip()
-    parts = urlsplit(first if "://" in first else f"kafka://{first}")
-    if not parts.hostname:
-        return None
-    return parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
-
-
-def call_with_timeout(func: Callable[[], object], timeout_s: float) -> str | None:
-    """Run func in a thread; None on success, else the error (or a timeout) as text."""
-    outcome: list[str | None] = []
-
-    def target() -> None:
-        try:
-            func()
-            outcome.append(None)
-        except Exception as exc:  # reported as the reason to skip the cell
-            outcome.append(f"{type(exc).__name__}: {exc}")
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout_s)
-    return outcome[0] if outcome else f"no answer within {timeout_s:g}s"

@@ -24,7 +24,7 @@ from apps.bench.cells import CellSpec
 from apps.bench.cpu import CpuWindow, group_roots
 from apps.bench.metrics import JobTimes, cell_metrics
 from apps.jobs.models import FINISHED, OcrJob
-from apps.ops import launch
+from apps.ops import checks, launch
 from ocrproject.env import api_auth_headers
 from tasks.backends.registry import get_backend
 
@@ -98,16 +98,16 @@ def probe(spec: CellSpec) -> str | None:
         backend = get_backend(spec.backend)
     except Exception as exc:  # missing module or client library: skip, do not crash
         return f"backend {spec.backend!r} unavailable: {type(exc).__name__}: {exc}"
-    address = processes.broker_address(backend.options.get("url") or "")
+    address = launch.broker_address(backend.options.get("url") or "")
     if address and not launch.tcp_reachable(*address):
         return f"broker of {spec.backend!r} unreachable at {address[0]}:{address[1]}"
-    error = processes.call_with_timeout(backend.purge, BROKER_PROBE_S)
+    error = checks.call_with_timeout(backend.purge, BROKER_PROBE_S)
     return f"purge of {spec.backend!r} failed: {error}" if error else None
 
 
 def _purge_quietly(spec: CellSpec) -> None:
     if spec.kind == "queue":
-        processes.call_with_timeout(get_backend(spec.backend).purge, BROKER_PROBE_S)
+        checks.call_with_timeout(get_backend(spec.backend).purge, BROKER_PROBE_S)
 
 
 def _measure(spec: CellSpec, tag: str, config: RunConfig) -> dict:

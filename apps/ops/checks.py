@@ -1,17 +1,18 @@
 """Readiness: the database and every broker of settings.JOB_BACKENDS, each with a timeout."""
 
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from kombu import Connection
 
-from apps.bench.processes import broker_address, call_with_timeout
-from apps.ops.launch import tcp_reachable
+from apps.ops.launch import broker_address, tcp_reachable
 
 
 @dataclass
@@ -87,3 +88,22 @@ def readiness() -> tuple[bool, dict[str, dict]]:
         results = list(pool.map(lambda dep: check(dep, timeout_s), deps))
     statuses = {dep.name: result for dep, result in zip(deps, results, strict=True)}
     return all(r["ok"] for r in results), statuses
+
+
+def call_with_timeout(func: Callable[[], object], timeout_s: float) -> str | None:
+    """Run func in a thread; None on success, else the error (or a timeout) as text."""
+    outcome: list[str | None] = []
+
+    def target() -> None:
+        try:
+            func()
+            outcome.append(None)
+        except Exception as exc:  # reported as the reason to skip the cell
+            outcome.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return outcome[0] if outcome else f"no answer within {timeout_s:g}s"

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}  # of brokers
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
 RUN_DIR, LOG_DIR = ROOT / "var" / "run", ROOT / "var" / "log"
@@ -166,6 +167,15 @@ def tcp_reachable(host: str, port: int, timeout_s: float = 2.0) -> bool:
             return True
     except OSError:
         return False
+
+
+def broker_address(url: str) -> tuple[str, int] | None:
+    """(host, port) of a broker URL: redis://h:p/0, amqp://u:p@h:p//, or Kafka's h:p,h:p."""
+    first = url.split(",")[0].strip()
+    parts = urlsplit(first if "://" in first else f"kafka://{first}")
+    if not parts.hostname:
+        return None
+    return parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
 
 
 def wait_port(

@@ -2,12 +2,11 @@
 
 from apps.bench.cells import CellSpec
 from apps.bench.processes import (
-    broker_address,
     cell_env,
     locust_command,
     read_locust_stats,
 )
-from apps.ops.launch import tcp_reachable
+from apps.ops.launch import broker_address, tcp_reachable
 
 STATS = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
 Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,\

@@ -20,8 +20,8 @@ from pathlib import Path
 import redis
 from django.conf import settings
 
-from apps.bench.processes import broker_address
 from apps.ops import launch
+from apps.ops.launch import broker_address
 
 PORT_WAIT_S = 90.0
 LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
