@@ -112,11 +112,6 @@ def version_backends() -> dict[str, str]:
     return {v.name: v.backend for v in VERSIONS if v.kind == QUEUE}
 
 
-def version_of_backend(alias: str) -> str:
-    """The queue version that serves `alias`, or `api` (reached only through /api/jobs)."""
-    return next((v.name for v in VERSIONS if v.backend == alias), API_VERSION)
-
-
 def choices() -> list[tuple[str, str]]:
     """(value, label) pairs for OcrJob.version."""
     return [(v.name, v.label) for v in VERSIONS]

@@ -66,14 +66,12 @@ class Backend:
     """Base class: plain adapters override `publish`, `open_consumer` and `purge`;
     frameworks override `publish`, `purge` and `worker_command`."""
 
-    version: str = "api"
     # True when the job row itself is the message (the `db` backend): nothing to lose.
     row_is_message: bool = False
 
-    def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
+    def __init__(self, alias: str, options: dict | None = None):
         self.alias = alias
         self.options = dict(options or {})
-        self.version = version
 
     def publish(self, job_id: UUID) -> None:
         """Send one message naming `job_id`. Raise if the broker did not take it."""

@@ -67,8 +67,8 @@ DEBUG = os.environ.get("OCRLAB_KAFKA_DEBUG", "")  # librdkafka contexts, e.g. "c
 
 
 class KafkaBackend(Backend):
-    def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
-        super().__init__(alias, options, version)
+    def __init__(self, alias: str, options: dict | None = None):
+        super().__init__(alias, options)
         self.servers = self.options.get("url") or settings.KAFKA_BOOTSTRAP_SERVERS
         self._producer = None
         self._topic_ready = False

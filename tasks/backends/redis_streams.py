@@ -42,8 +42,8 @@ STALE_CONSUMER_S = 600.0
 
 
 class RedisStreamsBackend(Backend):
-    def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
-        super().__init__(alias, options, version)
+    def __init__(self, alias: str, options: dict | None = None):
+        super().__init__(alias, options)
         self.url = self.options.get("url") or settings.REDIS_URL
         self._client = None
         self._group_ready = False

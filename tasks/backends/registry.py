@@ -5,7 +5,6 @@ import threading
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from apps.jobs.versions import version_of_backend
 from tasks.backends.base import Backend
 
 _cache: dict[str, Backend] = {}
@@ -37,7 +36,7 @@ def _build(alias: str) -> Backend:
         known = ", ".join(backend_aliases())
         raise UnknownBackend(f"unknown backend {alias!r}; choose one of: {known}") from None
     cls = import_string(conf["BACKEND"])
-    return cls(alias, conf.get("OPTIONS", {}), version_of_backend(alias))
+    return cls(alias, conf.get("OPTIONS", {}))
 
 
 def reset_backends() -> None:

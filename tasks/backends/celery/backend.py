@@ -35,8 +35,8 @@ WORKER_ARGS = (
 class CeleryBackend(Backend):
     """Publish `ocrlab.process_job(job_id)` to this alias's queue; run Celery workers."""
 
-    def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
-        super().__init__(alias, options, version)
+    def __init__(self, alias: str, options: dict | None = None):
+        super().__init__(alias, options)
         self._app: Celery | None = None
         self._lock = threading.Lock()
 

@@ -34,8 +34,8 @@ STOP_MARGIN_S = 10.0  # runworker waits this beyond Dramatiq's own shutdown time
 class DramatiqBackend(Backend):
     """Enqueue `ocrlab_process_job(job_id)` on this alias's queue; run Dramatiq workers."""
 
-    def __init__(self, alias: str, options: dict | None = None, version: str = "api"):
-        super().__init__(alias, options, version)
+    def __init__(self, alias: str, options: dict | None = None):
+        super().__init__(alias, options)
         self._broker: Broker | None = None
         self._lock = threading.Lock()
 
