@@ -1,7 +1,7 @@
 """The versions V0-V6 of the one OCR flow (and `api`), defined once.
 
 Everything else derives from `VERSIONS`: the `OcrJob.version` choices, the URL patterns
-(and the queue-version converter), the version of a backend, the bench's cells, the demo
+(and the queue-version converter), the bench's cells, the demo
 command and the locust scenario and user classes. Pure Python, no Django import, so the
 bench and locust can import it too.
 
