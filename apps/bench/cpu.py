@@ -1,8 +1,12 @@
 """Where the cores went: CPU seconds per component over a cell's measured window.
 
-A background thread reads every process's CPU time (psutil) about once a second and keeps
-the last value per process, so processes that exit mid-window still count up to their last
-sample. The machine's busy time comes from psutil.cpu_times() at the start and the end;
+A background thread reads every process's CPU time about once a second and keeps the last
+value per process, so processes that exit mid-window still count up to their last sample.
+A process's time includes its reaped children's (cutime, cstime): a child too short-lived
+to be sampled (Tesseract under the workload process) counts in its parent's component once
+the parent waits for it. When a sampled child is reaped by a sampled parent, the parent's
+gain is counted minus the child's last reading, so nothing counts twice. The machine's
+busy time comes from psutil.cpu_times() at the start and the end;
 `other` is the rest of the machine (busy minus every named component).
 
 Components: the cell's own process trees (known from its ServerGroup: runworker ->
@@ -60,7 +64,7 @@ class Proc:
     pid: int
     ppid: int
     name: str
-    cpu_s: float  # user + system of the process itself
+    cpu_s: float  # user + system of the process and of its reaped children
     started: float = 0.0  # create time; (pid, started) identifies a process across reuse
 
 
@@ -148,8 +152,8 @@ def parse_stat(text: str) -> Proc:
     head, _, rest = text.rpartition(")")
     pid, _, name = head.partition(" (")
     fields = rest.split()  # fields[0] is the state (field 3 of proc(5))
-    utime, stime = int(fields[11]), int(fields[12])
-    return Proc(int(pid), int(fields[1]), name, (utime + stime) / CLK_TCK, float(fields[19]))
+    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return Proc(int(pid), int(fields[1]), name, ticks / CLK_TCK, float(fields[19]))
 
 
 def read_proc(pid: int) -> Proc | None:
@@ -164,8 +168,9 @@ def read_proc(pid: int) -> Proc | None:
     try:
         p = psutil.Process(pid)
         with p.oneshot():
-            times = p.cpu_times()
-            return Proc(pid, p.ppid(), p.name(), times.user + times.system, p.create_time())
+            t = p.cpu_times()
+            cpu_s = t.user + t.system + t.children_user + t.children_system
+            return Proc(pid, p.ppid(), p.name(), cpu_s, p.create_time())
     except psutil.Error:
         return None
 
@@ -189,6 +194,7 @@ class CpuWindow:
         self.base: dict[tuple, float] = {}
         self.last: dict[tuple, float] = {}
         self.components: dict[tuple, str] = {}
+        self.reaped_s: dict[str, float] = {}  # per component: children's last readings
         self.sampler_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
@@ -225,6 +231,8 @@ class CpuWindow:
                 self.table[pid] = proc
         for pid in new:
             self._classify(pid, first)
+        for pid in self.tracked.keys() - pids:
+            self._gone(pid)
         for pid in pids & self.tracked.keys():
             proc = read_proc(pid) if pid not in new else self.table.get(pid)
             key = self.tracked[pid]
@@ -242,10 +250,24 @@ class CpuWindow:
         if first:  # processes started later count from 0
             self.base[key] = proc.cpu_s
 
+    def _gone(self, pid: int) -> None:
+        """A sampled process exited. If a sampled parent is alive, that parent reaped it:
+        its children time now holds all of the child's CPU, of which the child's last
+        reading is counted already (in the child's own component)."""
+        key = self.tracked.pop(pid)
+        proc = self.table.get(pid)
+        parent = self.tracked.get(proc.ppid) if proc is not None else None
+        if parent is not None:
+            comp = self.components[parent]
+            self.reaped_s[comp] = self.reaped_s.get(comp, 0.0) + self.last.get(key, 0.0)
+
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds per component over the window (after stop())."""
         machine = busy_seconds(self._cpu1) - busy_seconds(self._cpu0)
-        return with_other(split(self.base, self.last, self.components), machine)
+        named = split(self.base, self.last, self.components)
+        for comp, seconds in self.reaped_s.items():
+            named[comp] = max(0.0, named[comp] - seconds)
+        return with_other(named, machine)
 
     def metrics(self, *, jobs: int) -> dict:
         """The cell's CPU metrics over the window; `cpu_sampler_s` is inside `bench`."""

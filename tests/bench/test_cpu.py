@@ -138,10 +138,10 @@ def test_a_child_that_starts_and_exits_in_the_window_counts_as_loadgen():
 
 
 def test_parse_stat_handles_names_with_spaces_and_parentheses():
-    line = "4242 (tricky (name) x) S 17 4242 4242 0 -1 0 0 0 0 0 250 50 0 0 20 0 1 0 999 0 0"
+    line = "4242 (tricky (name) x) S 17 4242 4242 0 -1 0 0 0 0 0 250 50 30 20 20 0 1 0 999 0 0"
     proc = cpu.parse_stat(line)
     assert (proc.pid, proc.ppid, proc.name, proc.started) == (4242, 17, "tricky (name) x", 999.0)
-    assert proc.cpu_s == pytest.approx(300 / cpu.CLK_TCK)
+    assert proc.cpu_s == pytest.approx(350 / cpu.CLK_TCK)  # its own and its reaped children's
 
 
 def _cpu_result(target, workload, workers, cpu_ms):
@@ -167,3 +167,27 @@ def test_report_tables_medians_and_plot(tmp_path):
     assert plot_cpu(summaries, tmp_path / "cpu.png") and (tmp_path / "cpu.png").stat().st_size
     flat = flat_metrics(runs[0]["metrics"])
     assert flat["cpu_ms_per_job.workers"] == pytest.approx(2.0) and "cpu_s" not in flat
+
+
+PARENT = """
+import subprocess, sys, time
+time.sleep(0.3)
+burn = "import time\\nend = time.process_time() + 0.3\\nwhile time.process_time() < end: pass"
+subprocess.run([sys.executable, "-c", burn], check=True)
+print("reaped", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("interval_s", [30.0, 0.05], ids=["never-sampled", "sampled"])
+def test_a_reaped_child_counts_once_in_its_parents_component(interval_s):
+    """Tesseract under the workload process: a child that burns and is reaped counts in
+    the parent's (live) component, whether a sample saw it (not twice) or not (not lost)."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    window = cpu.CpuWindow(roots={parent.pid: "workers"}, interval_s=interval_s).start()
+    assert parent.stdout.readline().strip() == "reaped"
+    window.stop()
+    parent.communicate()
+    assert 0.25 <= window.cpu_s()["workers"] <= 0.5
