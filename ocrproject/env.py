@@ -4,16 +4,24 @@ import os
 from pathlib import Path
 
 
-def load_dotenv(path: Path) -> None:
-    """Set variables from a KEY=VALUE file without overriding the real environment."""
+def read_dotenv(path: Path) -> dict[str, str]:
+    """The KEY=VALUE lines of a .env file (comments and blank lines skipped); {} if none."""
     if not path.is_file():
-        return
+        return {}
+    values = {}
     for raw in path.read_text().splitlines():
         line = raw.strip()
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, value = line.partition("=")
-        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def load_dotenv(path: Path) -> None:
+    """Set variables from a KEY=VALUE file without overriding the real environment."""
+    for key, value in read_dotenv(path).items():
+        os.environ.setdefault(key, value)
 
 
 def env_str(name: str, default: str) -> str:

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from apps.bench.capacity import SUBMIT  # noqa: E402
 from apps.bench.cpu import COMPONENTS  # noqa: E402
 from apps.bench.report import fmt, fmt_pct, table  # noqa: E402
+from apps.jobs.versions import API_VERSION
 
 COST_COMPONENTS = ("broker", "workers", "postgres")
 DPI = 110
@@ -38,7 +39,7 @@ def label(spec: dict) -> str:
     """'v3 db noop W2 u4x8': the target with its backend name."""
     name = spec["target"]
     backend = spec.get("backend", "")
-    if spec.get("version") != "api" and backend and backend not in name:
+    if spec.get("version") != API_VERSION and backend and backend not in name:
         name = f"{name} {backend}"
     return f"{name} {spec['workload']} W{spec['workers']} u{spec['users']}x{spec['jobs_per_user']}"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from apps.bench.cells import CellSpec
 from apps.bench.metrics import SubmitStats
+from apps.jobs.versions import API_VERSION
 from apps.ops import launch
 
 LOCUSTFILE = launch.ROOT / "locust" / "locustfile.py"
@@ -91,7 +92,7 @@ def locust_command(
         "--run-tag",
         tag,
     ]
-    if version == "api":
+    if version == API_VERSION:
         cmd += ["--backend", spec.backend]
     return cmd
 

@@ -24,6 +24,7 @@ from apps.bench.cells import CellSpec
 from apps.bench.cpu import CpuWindow, group_roots
 from apps.bench.metrics import JobTimes, cell_metrics
 from apps.jobs.models import FINISHED, OcrJob
+from apps.jobs.versions import API_VERSION, submit_path
 from apps.ops import checks, launch
 from ocrproject.env import api_auth_headers
 from tasks.backends.registry import get_backend
@@ -183,9 +184,9 @@ def warm_up(spec: CellSpec, host: str, tag: str, config: RunConfig) -> None:
         "tag": tag,
         "workload": capacity.job_workload(spec.workload),
     }
-    if spec.version == "api":
+    if spec.version == API_VERSION:
         body["backend"] = spec.backend
-    path = f"/{spec.version}/ocr/sync" if spec.kind == "sync" else _submit_path(spec)
+    path = submit_path(spec.version)
     count = spec.workers if spec.kind == "sync" else config.warmup_jobs
     codes = _post_all(host, path, body, count, timeout_s)
     expected = 200 if spec.kind == "sync" else 202
@@ -195,10 +196,6 @@ def warm_up(spec: CellSpec, host: str, tag: str, config: RunConfig) -> None:
         raise CellError(
             f"warm-up jobs not finished within {timeout_s:g}s; see {spec.cell_id}/logs/worker.log"
         )
-
-
-def _submit_path(spec: CellSpec) -> str:
-    return "/api/jobs" if spec.version == "api" else f"/{spec.version}/ocr/jobs"
 
 
 def _post_all(host: str, path: str, body: dict, count: int, timeout_s: float) -> list[int]:

@@ -203,6 +203,5 @@ async def v2_sync(request):
     return await _async_call(request, "v2", v2_balancer().lease)
 
 
-# The view of each sync version (apps/jobs/versions.py); urls.py routes them.
 # The view of each sync version (apps/jobs/urls.py mounts them from apps/jobs/versions.py).
 VIEWS: dict[str, Callable[..., Any]] = {"v0": V0SyncView.as_view(), "v1": v1_sync, "v2": v2_sync}

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from ocrproject.env import read_dotenv  # standard library only, like this module
+
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}  # of brokers
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
@@ -423,20 +425,9 @@ class StackError(RuntimeError):
     """The stack cannot start (a port is taken) or a process of it did not come up."""
 
 
-def dotenv_value(path: Path, key: str) -> str | None:
-    """KEY's value in a KEY=VALUE file (as ocrproject.env reads it), None if absent."""
-    if not path.is_file():
-        return None
-    for raw in path.read_text().splitlines():
-        name, sep, value = raw.strip().partition("=")
-        if sep and not name.startswith("#") and name.strip() == key:
-            return value.strip().strip("'\"")
-    return None
-
-
 def stack_setting(name: str, dotenv: Path = ROOT / ".env") -> str:
     """A stack setting (STACK_DEFAULTS): the environment, then .env, then the default."""
-    return os.environ.get(name) or dotenv_value(dotenv, name) or STACK_DEFAULTS[name]
+    return os.environ.get(name) or read_dotenv(dotenv).get(name) or STACK_DEFAULTS[name]
 
 
 def _tail(path: Path, lines: int = 15) -> str:

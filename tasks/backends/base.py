@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
+from django.conf import settings
+
 # handle(job_id) runs the job; the `db` backend, which claims while it picks, passes the
 # claimed row too: handle(job_id, claimed=job).
 Handler = Callable[..., str]
@@ -45,6 +47,11 @@ class Consumer(Protocol):
     def close(self) -> None:
         """Leave the group, release connections."""
         ...
+
+
+def queue_name(alias: str) -> str:
+    """The broker queue of a framework alias (Celery, Dramatiq): `<QUEUE_PREFIX>.<alias>`."""
+    return f"{settings.QUEUE_PREFIX}.{alias}"
 
 
 @dataclass(frozen=True)

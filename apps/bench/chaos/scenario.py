@@ -26,6 +26,7 @@ from apps.bench.chaos.faults import FAULTS, broker_url
 from apps.bench.chaos.report import FINISHED, Cell, compute_cell
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
+from apps.jobs.versions import API_VERSION
 from apps.ops.launch import ServerGroup, worker_command
 from tasks.backends.registry import get_backend, reset_backends
 
@@ -104,7 +105,7 @@ class Submitter(threading.Thread):
         unfinished = cell_jobs(self.tag).exclude(status__in=FINISHED).count()
         for _ in range(self.target - unfinished):
             job = services.job_create(
-                version="api",
+                version=API_VERSION,
                 backend=self.backend,
                 document="sample.pdf",
                 workload=self.workload,

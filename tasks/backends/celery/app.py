@@ -22,7 +22,7 @@ import logging
 
 from django.conf import settings
 
-from tasks.backends.base import BackendUnavailable
+from tasks.backends.base import BackendUnavailable, queue_name
 
 try:  # optional client libraries: this module is imported only when an alias uses them
     from celery import Celery
@@ -45,10 +45,6 @@ RABBITMQ_CONSUMER_TIMEOUT_S = 1800.0  # the broker's default
 DB_REUSE_MAX_TASKS = 1000
 # What a failed send_task raises (kombu's connection errors, sockets).
 PUBLISH_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)
-
-
-def queue_name(alias: str) -> str:
-    return f"{settings.QUEUE_PREFIX}.{alias}"
 
 
 def make_app(alias: str, url: str) -> Celery:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 
-from tasks.backends.base import BackendUnavailable
+from tasks.backends.base import BackendUnavailable, queue_name
 
 try:  # optional client libraries: this module is imported only when an alias uses them
     import redis
@@ -55,10 +55,6 @@ PIKA_FAST_FAIL = {
 REDIS_CONNECT_TIMEOUT_S = 2.0
 # What a failed enqueue raises: Dramatiq's errors, pika's, redis-py's, socket errors.
 PUBLISH_ERRORS: tuple[type[BaseException], ...] = (OSError, DramatiqError, AMQPError, RedisError)
-
-
-def queue_name(alias: str) -> str:
-    return f"{settings.QUEUE_PREFIX}.{alias}"
 
 
 def time_limit_s() -> float:
