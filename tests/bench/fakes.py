@@ -1,6 +1,6 @@
 """Fake cell results for report and target tests (no processes, no database)."""
 
-from apps.bench.cells import CellSpec
+from apps.bench.plan.cells import CellSpec
 
 
 def result(

@@ -2,8 +2,8 @@
 
 import pytest
 
-from apps.bench.aggregate import summarize
-from apps.bench.targets import evaluate
+from apps.bench.measure.aggregate import summarize
+from apps.bench.report.targets import evaluate
 from tests.bench.fakes import matrix, result
 
 

@@ -5,13 +5,13 @@ import json
 
 import pytest
 
-from apps.bench import capacity, loadgen
-from apps.bench.aggregate import summarize
-from apps.bench.cells import build_matrix
-from apps.bench.cpu import COMPONENTS
-from apps.bench.load_targets import evaluate_load
-from apps.bench.runner import RunConfig
-from apps.bench.session import BenchOptions, run_bench
+from apps.bench.measure.aggregate import summarize
+from apps.bench.measure.cpu import COMPONENTS
+from apps.bench.plan.cells import build_matrix
+from apps.bench.report.submit_targets import evaluate_load
+from apps.bench.run import loadgen, submit_cells
+from apps.bench.run.cell import RunConfig
+from apps.bench.run.session import BenchOptions, run_bench
 from apps.jobs.models import OcrJob
 from tests.bench.fakes import result
 
@@ -64,17 +64,17 @@ def test_capacity_metrics_from_a_result():
         "ladder": [{"requests": 8, "errors": 0, "errors_5xx": 0, "p99_ms": 7}],
         "sustained_rps": 8.0,
     }
-    stats = capacity.submit_stats(result)
+    stats = submit_cells.submit_stats(result)
     assert (stats.requests, stats.failures, stats.p99_ms) == (28, 1, 9)
-    m = capacity.capacity_metrics(result)
+    m = submit_cells.capacity_metrics(result)
     assert m["submit_rps"] == 100.0 and m["submit_5xx"] == 1 and m["submit_sustained_rps"] == 8.0
-    assert capacity.capacity_metrics(None) == {} and capacity.submit_stats(None) is None
+    assert submit_cells.capacity_metrics(None) == {} and submit_cells.submit_stats(None) is None
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_tiny_submit_cell_on_db(subprocess_env, settings, tmp_path):
-    params = capacity.quick_params("v3")
+    params = submit_cells.quick_params("v3")
     params = params.__class__(
         **{**params.__dict__, "users": [4], "noop_users": [4], "jobs_per_user": 3, "workers": [1]}
     )
@@ -84,7 +84,7 @@ def test_tiny_submit_cell_on_db(subprocess_env, settings, tmp_path):
         env=subprocess_env,
         drain_timeout_s=60,
         api_workers=1,
-        submit=capacity.SubmitOptions(rates=(1.0,), step_s=1.0),
+        submit=submit_cells.SubmitOptions(rates=(1.0,), step_s=1.0),
     )
     outcome = run_bench(BenchOptions(cells=cells, config=config, bare_runs=0), stream=io.StringIO())
 
@@ -119,10 +119,10 @@ def test_load_targets_on_known_summaries():
     summaries = summarize(
         [
             result("v3", "ocr", 2, instrument_share=0.08),
-            result("v3", capacity.SUBMIT, 2, users=64, jobs=10, **submit),
+            result("v3", submit_cells.SUBMIT, 2, users=64, jobs=10, **submit),
             result(
                 "v4",
-                capacity.SUBMIT,
+                submit_cells.SUBMIT,
                 2,
                 users=256,
                 jobs=10,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.bench.cells import (
+from apps.bench.plan.cells import (
     MatrixParams,
     build_matrix,
     default_extra_backends,
@@ -11,7 +11,7 @@ from apps.bench.cells import (
     quick_params,
     target_spec,
 )
-from apps.bench.session import format_duration, progress_line
+from apps.bench.run.session import format_duration, progress_line
 
 
 def test_targets_map_versions_and_aliases():

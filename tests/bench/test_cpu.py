@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from apps.bench import cpu
-from apps.bench.aggregate import summarize
-from apps.bench.cpu_report import cost_table, cpu_table, plot_cpu
-from apps.bench.export import flat_metrics
+from apps.bench.measure import cpu
+from apps.bench.measure.aggregate import summarize
+from apps.bench.report.cpu_sections import cost_table, cpu_table, plot_cpu
+from apps.bench.report.export import flat_metrics
 from tests.bench.fakes import result
 
 BENCH = 100

@@ -2,11 +2,11 @@
 
 import pytest
 
-from apps.bench.aggregate import summarize
-from apps.bench.decision import BEST, SAME, WORSE, Value, decide, same
-from apps.bench.export import write_all
-from apps.bench.report_families import faults_table
-from apps.bench.targets import evaluate
+from apps.bench.measure.aggregate import summarize
+from apps.bench.report.decision import BEST, SAME, WORSE, Value, decide, same
+from apps.bench.report.export import write_all
+from apps.bench.report.family_sections import faults_table
+from apps.bench.report.targets import evaluate
 from tests.bench.fakes import result
 
 CONTEXT = {"machine": {"nproc": 2}, "bare_ocr": {"median_s": 2.0}}

@@ -4,12 +4,12 @@ import os
 
 import pytest
 
-from apps.bench import family_metrics as fm
-from apps.bench.cells import QUEUE_VERSIONS
-from apps.bench.faults import load_chaos, normalize, summary
-from apps.bench.plan import BUDGET_S, estimate_total_s, full_plan, quick_plan
-from apps.bench.scenarios import FULL, QUICK, _mixed_schedule, steps
-from apps.bench.stray import refusal, stray_workers
+from apps.bench.measure import family_metrics as fm
+from apps.bench.plan.cells import QUEUE_VERSIONS
+from apps.bench.plan.defaults import BUDGET_S, estimate_total_s, full_plan, quick_plan
+from apps.bench.report.chaos_table import load_chaos, normalize, summary
+from apps.bench.run.families import FULL, QUICK, _mixed_schedule, steps
+from apps.bench.run.stray import refusal, stray_workers
 
 EXTRA = ["celery-redis", "dramatiq", "dramatiq-redis"]
 

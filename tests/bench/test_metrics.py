@@ -1,8 +1,8 @@
-"""apps.bench.metrics on inputs whose answers are known by hand."""
+"""apps.bench.measure.metrics on inputs whose answers are known by hand."""
 
 import pytest
 
-from apps.bench.metrics import (
+from apps.bench.measure.metrics import (
     ERROR,
     SUCCESS,
     TIMEOUT,

@@ -1,7 +1,7 @@
-"""Pure parts of apps.bench.processes: commands, environments, locust's CSV, broker URLs."""
+"""Pure parts of apps.bench.run.processes: commands, environments, locust's CSV, broker URLs."""
 
-from apps.bench.cells import CellSpec
-from apps.bench.processes import (
+from apps.bench.plan.cells import CellSpec
+from apps.bench.run.processes import (
     cell_env,
     locust_command,
     read_locust_stats,

@@ -3,10 +3,10 @@
 import csv
 import json
 
-from apps.bench.aggregate import summarize
-from apps.bench.export import markdown_to_html, write_all
-from apps.bench.report import render_markdown
-from apps.bench.targets import evaluate
+from apps.bench.measure.aggregate import summarize
+from apps.bench.report.export import markdown_to_html, write_all
+from apps.bench.report.markdown import render_markdown
+from apps.bench.report.targets import evaluate
 from tests.bench.fakes import matrix, result
 
 CONTEXT = {

@@ -8,10 +8,10 @@ import io
 
 import pytest
 
-from apps.bench.cells import MatrixParams, build_matrix
 from apps.bench.models import BenchRun
-from apps.bench.runner import RunConfig
-from apps.bench.session import BenchOptions, run_bench
+from apps.bench.plan.cells import MatrixParams, build_matrix
+from apps.bench.run.cell import RunConfig
+from apps.bench.run.session import BenchOptions, run_bench
 from apps.jobs.models import OcrJob
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

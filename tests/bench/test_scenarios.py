@@ -5,10 +5,10 @@ import io
 
 import pytest
 
-from apps.bench.plan import family_cells
-from apps.bench.runner import RunConfig
-from apps.bench.scenarios import TINY
-from apps.bench.session import BenchOptions, run_bench
+from apps.bench.plan.defaults import family_cells
+from apps.bench.run.cell import RunConfig
+from apps.bench.run.families import TINY
+from apps.bench.run.session import BenchOptions, run_bench
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

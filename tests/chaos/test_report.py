@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.bench.chaos.local import NotLocal, require_local
-from apps.bench.chaos.report import Cell, compute_cell, render_markdown, render_text, write_results
+from apps.bench.chaos.summary import Cell, compute_cell, render_markdown, render_text, write_results
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 IDS = [f"00000000-0000-0000-0000-00000000000{i}" for i in range(6)]

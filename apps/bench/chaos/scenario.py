@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.bench.chaos.faults import FAULTS, broker_url
-from apps.bench.chaos.report import FINISHED, Cell, compute_cell
+from apps.bench.chaos.summary import FINISHED, Cell, compute_cell
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
 from apps.jobs.versions import API_VERSION

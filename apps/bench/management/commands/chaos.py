@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from apps.bench.chaos.faults import FAULTS
 from apps.bench.chaos.local import NotLocal, require_local, service_urls
-from apps.bench.chaos.report import render_text, verdict, write_results
 from apps.bench.chaos.scenario import Options, run_all
+from apps.bench.chaos.summary import render_text, verdict, write_results
 
 DEFAULT_BACKENDS = ("db", "redis", "rabbit", "kafka")
 

@@ -12,8 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from apps.bench import capacity, stray
-from apps.bench.cells import (
+from apps.bench.plan.cells import (
     ALL_VERSIONS,
     QUEUE_VERSIONS,
     MatrixParams,
@@ -22,7 +21,7 @@ from apps.bench.cells import (
     parse_int_list,
     parse_name_list,
 )
-from apps.bench.plan import (
+from apps.bench.plan.defaults import (
     OCR_JOB_S,
     estimate_total_s,
     family_cells,
@@ -30,9 +29,10 @@ from apps.bench.plan import (
     plan_lines,
     quick_plan,
 )
-from apps.bench.runner import RunConfig
-from apps.bench.scenarios import FAMILIES, FULL, QUICK, TINY, FamilyParams
-from apps.bench.session import BenchOptions, ChaosSource, run_bench
+from apps.bench.run import stray, submit_cells
+from apps.bench.run.cell import RunConfig
+from apps.bench.run.families import FAMILIES, FULL, QUICK, TINY, FamilyParams
+from apps.bench.run.session import BenchOptions, ChaosSource, run_bench
 from tasks.backends.registry import backend_aliases, reset_backends
 
 MATRIX_OPTIONS = ("versions", "backends", "workers", "users", "noop_users", "jobs_per_user",
@@ -198,8 +198,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
 
     def _matrix(self, opts, versions, backends):
-        if opts["family"] == capacity.SUBMIT:
-            params = capacity.family_params(
+        if opts["family"] == submit_cells.SUBMIT:
+            params = submit_cells.family_params(
                 versions,
                 backends,
                 users=parse_int_list(opts["submit_users"]),
@@ -208,7 +208,7 @@ class Command(BaseCommand):
             )
             return build_matrix(params)
         if opts["quick"]:
-            submit = build_matrix(capacity.quick_params("v3")) if "v3" in versions else []
+            submit = build_matrix(submit_cells.quick_params("v3")) if "v3" in versions else []
             return quick_plan(backends) + submit
         if not any(opts[name] is not None for name in MATRIX_OPTIONS):
             return full_plan(backends)
@@ -276,15 +276,15 @@ def _burst_jobs(opts: dict) -> int:
     return 100 if opts["quick"] else 500
 
 
-def _submit_options(opts: dict) -> capacity.SubmitOptions:
+def _submit_options(opts: dict) -> submit_cells.SubmitOptions:
     quick = opts["quick"]
     rates = opts["submit_rates"]
-    default = capacity.SubmitOptions()
-    return capacity.SubmitOptions(
+    default = submit_cells.SubmitOptions()
+    return submit_cells.SubmitOptions(
         rates=tuple(float(r) for r in rates.split(",") if r.strip())
         if rates is not None
-        else (capacity.QUICK_RATES if quick else default.rates),
-        step_s=opts["submit_step"] or (capacity.QUICK_STEP_S if quick else default.step_s),
+        else (submit_cells.QUICK_RATES if quick else default.rates),
+        step_s=opts["submit_step"] or (submit_cells.QUICK_STEP_S if quick else default.step_s),
     )
 
 

@@ -17,15 +17,16 @@ from typing import TextIO
 from django.conf import settings
 from django.utils import timezone
 
-from apps.bench import faults, system
-from apps.bench.aggregate import summarize
-from apps.bench.cells import CellSpec
-from apps.bench.export import write_all
-from apps.bench.load_targets import evaluate_load
+from apps.bench.measure.aggregate import summarize
 from apps.bench.models import BenchRun, BenchStatus
-from apps.bench.runner import RunConfig, run_cell
-from apps.bench.scenarios import FULL, FamilyParams, run_family_cell
-from apps.bench.targets import evaluate
+from apps.bench.plan.cells import CellSpec
+from apps.bench.report import chaos_table
+from apps.bench.report.export import write_all
+from apps.bench.report.submit_targets import evaluate_load
+from apps.bench.report.targets import evaluate
+from apps.bench.run import context
+from apps.bench.run.cell import RunConfig, run_cell
+from apps.bench.run.families import FULL, FamilyParams, run_family_cell
 from apps.ocr.corpus import ensure_corpus, resolve
 from apps.ocr.engine import PredictRequest, run_ocr
 from tasks.backends.registry import reset_backends
@@ -163,9 +164,9 @@ def run_bench(options: BenchOptions, *, stream: TextIO | None = None) -> BenchOu
 
 def _context(options: BenchOptions) -> dict:
     return {
-        "machine": system.machine(),
-        "versions": system.versions(),
-        "git": system.git_info(),
+        "machine": context.machine(),
+        "versions": context.versions(),
+        "git": context.git_info(),
         "params": options.params,
         "command": options.command,
         "started": timezone.now().isoformat(timespec="seconds"),
@@ -189,7 +190,7 @@ def _chaos(options: BenchOptions, context: dict, stream: TextIO) -> None:
         shutil.copyfile(source.path, out)
         return
     stream.write(f"running manage.py chaos on {', '.join(source.backends)}...\n")
-    note = faults.run_chaos(out, options.config.env, source.backends)
+    note = chaos_table.run_chaos(out, options.config.env, source.backends)
     if note:
         context["chaos_note"] = note
         stream.write(f"    chaos: {note}\n")
@@ -218,7 +219,7 @@ def _finish(
     context.update(
         finished=timezone.now().isoformat(timespec="seconds"),
         interrupted=status == BenchStatus.INTERRUPTED,
-        chaos=faults.load_chaos(options.config.out_dir / "chaos.json"),
+        chaos=chaos_table.load_chaos(options.config.out_dir / "chaos.json"),
     )
     summaries = summarize(results)
     bare_s = (context.get("bare_ocr") or {}).get("median_s")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import statistics
 
-from apps.bench import faults
-from apps.bench.cpu import COMPONENTS as CPU_COMPONENTS
-from apps.bench.decision import (
+from apps.bench.measure.cpu import COMPONENTS as CPU_COMPONENTS
+from apps.bench.report import chaos_table
+from apps.bench.report.decision import (
     BEST,
     CRITERIA,
     SAME,
@@ -16,7 +16,7 @@ from apps.bench.decision import (
     display_name,
     value_of,
 )
-from apps.bench.report import NONE, table
+from apps.bench.report.markdown import NONE, table
 
 NOT_MEASURED = "not measured"
 
@@ -197,7 +197,11 @@ def faults_table(chaos_rows: list[dict], note: str = "") -> list[str]:
             "(runs `manage.py chaos` into the run's folder) or pass `--chaos-file PATH`."
         ]
     rows = [
-        [r["backend"], r["fault"], *[NONE if r[k] is None else f"{r[k]:g}" for k in faults.FIELDS]]
+        [
+            r["backend"],
+            r["fault"],
+            *[NONE if r[k] is None else f"{r[k]:g}" for k in chaos_table.FIELDS],
+        ]
         for r in chaos_rows
     ]
     header = ["backend", "fault", "lost", "doubled", "stuck", "recovery s"]

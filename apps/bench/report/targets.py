@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from apps.bench.aggregate import SERIES_FIELDS, find, metric, spec_key
+from apps.bench.measure.aggregate import SERIES_FIELDS, find, metric, spec_key
 
 SCALE_2_OVER_1 = 1.9
 SCALE_4_OVER_2 = 0.95

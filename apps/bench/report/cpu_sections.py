@@ -9,9 +9,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from apps.bench.capacity import SUBMIT  # noqa: E402
-from apps.bench.cpu import COMPONENTS  # noqa: E402
-from apps.bench.report import fmt, fmt_pct, table  # noqa: E402
+from apps.bench.measure.cpu import COMPONENTS  # noqa: E402
+from apps.bench.report.markdown import fmt, fmt_pct, table  # noqa: E402
+from apps.bench.run.submit_cells import SUBMIT  # noqa: E402
 from apps.jobs.versions import API_VERSION
 
 COST_COMPONENTS = ("broker", "workers", "postgres")
@@ -29,7 +29,7 @@ COST_INTRO = (
 )
 SUBMIT_INTRO = (
     "Submit cells POST noop jobs with U concurrent users on keep-alive connections "
-    "(apps.bench.loadgen), workers running. Closed loop: every user POSTs J times back to "
+    "(apps.bench.run.loadgen), workers running. Closed loop: every user POSTs J times back to "
     "back. Sustained: the highest open-loop rate (users x POSTs/s each) whose p99 stayed "
     "within 50 ms with no error; '-' when the first step already missed."
 )

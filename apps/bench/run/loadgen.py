@@ -1,6 +1,6 @@
 """A light submit load generator: asyncio + raw HTTP/1.1 keep-alive, one connection per user.
 
-python -m apps.bench.loadgen --host http://127.0.0.1:8000 --path /v3/ocr/jobs \
+python -m apps.bench.run.loadgen --host http://127.0.0.1:8000 --path /v3/ocr/jobs \
     --body '{"pdfName": "sample.pdf", "workload": "noop"}' --users 64 --requests 10 \
     --rates 1,2,4,8 --step-s 3 --out submit.json
 
@@ -165,7 +165,7 @@ def summary(sample: Sample) -> dict:
 
 
 def _pct_ms(ordered: list[float], q: float) -> float | None:
-    """Linear-interpolation percentile, as in apps.bench.metrics (kept here: no Django)."""
+    """Linear-interpolation percentile, as in apps.bench.measure.metrics (kept here: no Django)."""
     if not ordered:
         return None
     rank = (len(ordered) - 1) * q / 100

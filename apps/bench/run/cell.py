@@ -18,11 +18,11 @@ import httpx
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.bench import capacity, processes
-from apps.bench.burst import burst_tag, run_burst
-from apps.bench.cells import CellSpec
-from apps.bench.cpu import CpuWindow, group_roots
-from apps.bench.metrics import JobTimes, cell_metrics
+from apps.bench.measure.cpu import CpuWindow, group_roots
+from apps.bench.measure.metrics import JobTimes, cell_metrics
+from apps.bench.plan.cells import CellSpec
+from apps.bench.run import processes, submit_cells
+from apps.bench.run.burst import burst_tag, run_burst
 from apps.jobs.models import FINISHED, OcrJob
 from apps.jobs.versions import API_VERSION, submit_path
 from apps.ops import checks, launch
@@ -58,7 +58,7 @@ class RunConfig:
     api_workers: int = 2
     warmup_jobs: int = 2
     burst_jobs: int = 0  # noop queue cells: N jobs published at once after the load
-    submit: capacity.SubmitOptions = field(default_factory=capacity.SubmitOptions)
+    submit: submit_cells.SubmitOptions = field(default_factory=submit_cells.SubmitOptions)
 
 
 class CellError(Exception):
@@ -138,7 +138,7 @@ def _measure(spec: CellSpec, tag: str, config: RunConfig) -> dict:
 
 
 def _burst(spec: CellSpec, tag: str, config: RunConfig) -> dict:
-    """For noop queue cells: the capacity burst (see apps.bench.burst)."""
+    """For noop queue cells: the capacity burst (see apps.bench.run.burst)."""
     if spec.kind != "queue" or spec.workload != "noop" or config.burst_jobs < 1:
         return {}
     return run_burst(
@@ -153,17 +153,17 @@ def _burst(spec: CellSpec, tag: str, config: RunConfig) -> dict:
 
 def run_load(spec: CellSpec, host: str, tag: str, cell_dir: Path, config: RunConfig) -> str:
     """The cell's load: the submit load generator for `submit` cells, else locust."""
-    if spec.workload != capacity.SUBMIT:
+    if spec.workload != submit_cells.SUBMIT:
         return run_locust(spec, host, tag, cell_dir, config)
-    run = capacity.SubmitRun(host, tag, cell_dir, config.env, config.pdf_name, config.submit)
-    return capacity.run_submit(spec, run)
+    run = submit_cells.SubmitRun(host, tag, cell_dir, config.env, config.pdf_name, config.submit)
+    return submit_cells.run_submit(spec, run)
 
 
 def _load_stats(spec: CellSpec, cell_dir: Path) -> tuple:
-    if spec.workload != capacity.SUBMIT:
+    if spec.workload != submit_cells.SUBMIT:
         return processes.read_locust_stats(cell_dir / "locust_stats.csv")
-    result = capacity.read_result(cell_dir)
-    return capacity.submit_stats(result), capacity.capacity_metrics(result)
+    result = submit_cells.read_result(cell_dir)
+    return submit_cells.submit_stats(result), submit_cells.capacity_metrics(result)
 
 
 def _summarize(spec: CellSpec, rows: list[dict], cell_dir: Path, note: str, drained: bool) -> dict:
@@ -182,7 +182,7 @@ def warm_up(spec: CellSpec, host: str, tag: str, config: RunConfig) -> None:
     body = {
         "pdfName": config.pdf_name,
         "tag": tag,
-        "workload": capacity.job_workload(spec.workload),
+        "workload": submit_cells.job_workload(spec.workload),
     }
     if spec.version == API_VERSION:
         body["backend"] = spec.backend

@@ -10,14 +10,14 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from apps.bench import report_families as rf
-from apps.bench.charts import write_charts
-from apps.bench.cpu_report import sections as cpu_sections
-from apps.bench.decision import decide
-from apps.bench.plots import PLOTS
-from apps.bench.report import render_markdown
+from apps.bench.report import family_sections as rf
+from apps.bench.report.cell_plots import PLOTS
+from apps.bench.report.charts import write_charts
+from apps.bench.report.cpu_sections import sections as cpu_sections
+from apps.bench.report.decision import decide
+from apps.bench.report.markdown import render_markdown
 
-REPLACED = ("throughput.png", "latency.png", "pickup.png")  # drawn by apps.bench.charts
+REPLACED = ("throughput.png", "latency.png", "pickup.png")  # drawn by apps.bench.report.charts
 
 SPEC_COLUMNS = [
     "target",
@@ -94,7 +94,7 @@ def render_report(
         rf.faults_table(context.get("chaos") or [], context.get("chaos_note", "")),
         rf.cost_table(results),
     ]
-    extra = cpu_sections(load)  # CPU per component, submit capacity (apps.bench.cpu_report)
+    extra = cpu_sections(load)  # CPU per component, submit capacity
     return render_markdown(load, targets, context, plots, extra, answer=answer, families=families)
 
 

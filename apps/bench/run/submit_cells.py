@@ -1,7 +1,7 @@
 """Submit capacity: cells of workload `submit` drive POST of a version (or /api/jobs) hard.
 
 A submit cell starts the same stack as a noop queue cell (workers running), then runs the
-light load generator (apps.bench.loadgen) instead of locust: U users on keep-alive
+light load generator (apps.bench.run.loadgen) instead of locust: U users on keep-alive
 connections POST noop jobs, first in a closed loop (J each, back to back: throughput,
 p50/p99/p99.9, errors by status code), then an open-loop rate ladder (each user at 1, 2,
 4, ... POSTs per second) that stops at the first step whose p99 exceeds 50 ms, that had an
@@ -17,8 +17,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from apps.bench.cells import QUEUE_VERSIONS, CellSpec, MatrixParams
-from apps.bench.metrics import SubmitStats
+from apps.bench.measure.metrics import SubmitStats
+from apps.bench.plan.cells import QUEUE_VERSIONS, CellSpec, MatrixParams
 from apps.jobs.versions import API_VERSION, submit_path
 from apps.ops import launch
 
@@ -104,7 +104,7 @@ def loadgen_command(spec: CellSpec, run: SubmitRun) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "apps.bench.loadgen",
+        "apps.bench.run.loadgen",
         "--host",
         run.host,
         "--path",
@@ -147,7 +147,7 @@ def run_submit(spec: CellSpec, run: SubmitRun) -> str:
 
 
 def read_result(cell_dir: Path) -> dict | None:
-    """The load generator's result (see apps.bench.loadgen.run), None when missing."""
+    """The load generator's result (see apps.bench.run.loadgen.run), None when missing."""
     path = cell_dir / RESULT_FILE
     return json.loads(path.read_text()) if path.is_file() else None
 

@@ -1,4 +1,4 @@
-"""Pure computations of the scenario families (apps.bench.scenarios): no Django, no network.
+"""Pure computations of the scenario families (apps.bench.run.families): no Django, no network.
 
 Rows are plain dicts with epoch-second floats: created_at, queued_at, started_at,
 finished_at, status, attempts and (mixed) workload.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from apps.bench.metrics import percentile
+from apps.bench.measure.metrics import percentile
 
 DONE = "DONE"
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 
-from apps.bench.cells import QUEUE_VERSIONS, SYNC_VERSIONS, CellSpec, target_spec
-from apps.bench.scenarios import FamilyParams, steps
+from apps.bench.plan.cells import QUEUE_VERSIONS, SYNC_VERSIONS, CellSpec, target_spec
+from apps.bench.run.families import FamilyParams, steps
 from apps.jobs import versions
 
 REFERENCE_JOBS = 16
@@ -53,7 +53,7 @@ def ocr_cells(names: list[str], workers: list[int]) -> list[CellSpec]:
 
 
 def family_cells(family: str, names: list[str], workers: list[int], repeats: int) -> list[CellSpec]:
-    """One cell per queue target and W of a scenario family (apps.bench.scenarios)."""
+    """One cell per queue target and W of a scenario family (apps.bench.run.families)."""
     cells = []
     for w in workers:
         for name in names:

@@ -12,7 +12,7 @@ import time
 
 from django.conf import settings
 
-from apps.bench.metrics import JobTimes, percentile, throughput
+from apps.bench.measure.metrics import JobTimes, percentile, throughput
 from apps.jobs import services
 from apps.jobs.models import FINISHED, OcrJob
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import psutil
 
-from apps.bench import family_metrics as fm
-from apps.bench import processes
-from apps.bench.burst import run_burst
-from apps.bench.cells import CellSpec
-from apps.bench.cpu import CpuWindow, group_roots
-from apps.bench.runner import CellError, RunConfig, probe
+from apps.bench.measure import family_metrics as fm
+from apps.bench.measure.cpu import CpuWindow, group_roots
+from apps.bench.plan.cells import CellSpec
+from apps.bench.run import processes
+from apps.bench.run.burst import run_burst
+from apps.bench.run.cell import CellError, RunConfig, probe
 from apps.jobs import services
 from apps.jobs.models import FINISHED, OcrJob
 from apps.ops.launch import ServerGroup, signals_ignored

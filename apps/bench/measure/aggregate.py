@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from apps.bench.metrics import median_spread, scaling_efficiency
+from apps.bench.measure.metrics import median_spread, scaling_efficiency
 
 KEY_FIELDS = ("target", "workload", "workers", "users", "jobs_per_user", "deadline_s")
 SERIES_FIELDS = ("target", "workload", "users", "jobs_per_user", "deadline_s")

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from apps.bench.cpu_report import plot_cpu  # noqa: E402
+from apps.bench.report.cpu_sections import plot_cpu  # noqa: E402
 
 DPI = 110
 
@@ -125,7 +125,7 @@ PLOTS = {
     "throughput.png": plot_throughput,
     "latency.png": plot_latency,
     "pickup.png": plot_pickup,
-    "cpu.png": plot_cpu,  # apps.bench.cpu_report: stacked CPU per component, per cell
+    "cpu.png": plot_cpu,  # apps.bench.report.cpu_sections: stacked CPU per component, per cell
 }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from apps.bench.aggregate import metric
-from apps.bench.targets import REFERENCE
+from apps.bench.measure.aggregate import metric
+from apps.bench.report.targets import REFERENCE
 
 NONE = "-"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from apps.bench.cells import CellSpec
-from apps.bench.metrics import SubmitStats
+from apps.bench.measure.metrics import SubmitStats
+from apps.bench.plan.cells import CellSpec
 from apps.jobs.versions import API_VERSION
 from apps.ops import launch
 

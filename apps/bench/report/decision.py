@@ -11,7 +11,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
-from apps.bench import faults
+from apps.bench.report import chaos_table
 from apps.jobs import versions
 
 NOISE_REL = 0.05  # single runs: closer than 5 % to the best is "no difference"
@@ -130,7 +130,7 @@ def cpu_per_job(results: list[dict], target: str) -> Value | None:
 
 def fault_value(chaos_rows: list[dict], backend: str) -> Value | None:
     """lost + doubled + stuck over every fault of the backend's chaos rows."""
-    entry = faults.summary(chaos_rows).get(backend)
+    entry = chaos_table.summary(chaos_rows).get(backend)
     if entry is None:
         return None
     bad = float(entry["lost"] + entry["doubled"] + entry["stuck"])

@@ -25,7 +25,7 @@ class CellSpec:
     workload: str
     deadline_s: float
     repeat: int = 1
-    family: str = "load"  # "load" (locust, apps.bench.runner) or a family of apps.bench.scenarios
+    family: str = "load"  # "load" (locust, run/cell.py) or a family (run/families.py)
     repeats: int = 1  # runs inside one warm stack (families only); results carry repeat 1..N
 
     @property

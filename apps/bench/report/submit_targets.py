@@ -1,13 +1,13 @@
 """Targets of the load issue, measured: the instrument's share and the submit capacity.
 
-Rows in the shape of apps.bench.targets (appended to its table); benchmarks, not tests.
+Rows in the shape of apps.bench.report.targets (appended to its table); benchmarks, not tests.
 """
 
 from __future__ import annotations
 
-from apps.bench.aggregate import find, metric
-from apps.bench.capacity import P99_LIMIT_MS, SUBMIT
-from apps.bench.targets import at_least, at_most, row
+from apps.bench.measure.aggregate import find, metric
+from apps.bench.report.targets import at_least, at_most, row
+from apps.bench.run.submit_cells import P99_LIMIT_MS, SUBMIT
 
 INSTRUMENT_MAX = 0.05
 SUBMIT_JOBS_PER_S = 500.0
