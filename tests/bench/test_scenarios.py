@@ -42,7 +42,7 @@ def test_family_on_db(family, subprocess_env, settings, tmp_path):
         assert outcome.results[0]["series"]["depth"]
     heading, plot = CHECKS[family]
     report = (tmp_path / "run" / "report.md").read_text()
-    assert heading in report and "## The answer" in report and "What to pick" in report
+    assert heading in report and "## The answer" in report and "cannot decide" in report
     page = (tmp_path / "run" / "index.html").read_text()
     assert "<table>" in page and page.count('<img src="data:image/png;base64,') >= 1
     assert (tmp_path / "run" / plot).is_file()

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from apps.ops.launch import ROOT
 
-FIELDS = ("lost", "doubled", "stuck", "recovery_s")
+FIELDS = ("lost", "doubled", "stuck", "executed_twice", "recovery_s")
 CHAOS_TIMEOUT_S = 20 * 60.0
 
 
 def normalize(data: object) -> list[dict]:
-    """Rows {backend, fault, lost, doubled, stuck, recovery_s} from any accepted shape."""
+    """Rows {backend, fault, lost, doubled, stuck, executed_twice, recovery_s} from any
+    accepted shape."""
     for key in ("cells", "rows"):  # manage.py chaos writes {"meta": ..., "cells": [...]}
         if isinstance(data, dict) and isinstance(data.get(key), list):
             data = data[key]
@@ -42,6 +43,7 @@ def _row(backend: object, fault: object, values: dict) -> dict:
     row = {"backend": str(backend), "fault": str(fault), **{k: values.get(k) for k in FIELDS}}
     if row["doubled"] is None:
         row["doubled"] = values.get("stored_twice")
+    row["skipped"] = bool(values.get("skipped"))
     return row
 
 

@@ -1,32 +1,27 @@
-"""The decision table: one row per backend, one column per criterion, judged against spread.
+"""*Pure*: the decision. One row per backend, one column per property, judged by one rule.
 
-Every figure comes from the run (summaries, raw results for CPU, the chaos rows). Two values
-are "no difference" when their min-max ranges over repeats overlap; for single-run figures
-(the OCR cells run once) when they differ by less than NOISE_REL of the best.
+One criterion per property, each from its own cells (nothing derived from another):
+OCR throughput at W = cores, noop capacity, pickup p99 at idle, head-of-line penalty,
+overload drain, CPU per noop job (repeats, judged by `measure.compare`: bootstrap
+interval of the difference of medians plus a minimum effect), and from the chaos run the
+defects (lost + stored twice + stuck: must be zero), jobs executed twice and recovery time.
+Every sample is one repeat of a cell (`results`), so repeats interleaved across backends
+count as such. The noise floor is the spread of OCR throughput at W = 1 across the queue
+backends, where the queue cannot matter; it widens the OCR criterion's minimum effect.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from apps.bench.report import chaos_table
+from apps.bench.measure.compare import Samples, differs, min_effect, relative_spread, samples
 from apps.jobs import versions
 
-NOISE_REL = 0.05  # single runs: closer than 5 % to the best is "no difference"
 SYNC_NAMES = {v.name: v.short for v in versions.VERSIONS if v.kind == versions.SYNC}
-BEST, SAME, WORSE = "best", "no difference", "worse"
-
-
-@dataclass(frozen=True)
-class Value:
-    """A figure: median and min-max over `runs` repeats (lo = hi = median for one run)."""
-
-    median: float
-    lo: float
-    hi: float
-    runs: int = 1
+BEST, SAME, WORSE, UNDECIDED, OK, FAIL = "best", "no difference", "worse", "?", "ok", "fails"
+REPEATED, COUNT, ZERO = "repeated", "count", "zero"
 
 
 @dataclass(frozen=True)
@@ -35,22 +30,22 @@ class Criterion:
     label: str
     unit: str
     higher_is_better: bool
+    kind: str = REPEATED  # REPEATED: bootstrap rule; COUNT: exact, abs_floor apart; ZERO: 0 or fail
+    abs_floor: float = 0.0  # the smallest difference that counts, in `unit`
 
 
 CRITERIA = (
-    Criterion("ocr_w1", "OCR jobs/s W=1", "jobs/s", True),
-    Criterion("ocr_w2", "OCR jobs/s W=2", "jobs/s", True),
-    Criterion("ocr_w4", "OCR jobs/s W=4", "jobs/s", True),
-    Criterion("ceiling", "OCR vs ceiling (W=cores)", "%", True),
-    Criterion("ocr_p95", "OCR p95 (W=cores)", "s", False),
+    Criterion("ocr", "OCR jobs/s (W=cores)", "jobs/s", True),
     Criterion("capacity", "noop capacity", "jobs/s", True),
-    Criterion("pickup_p99", "pickup p99", "ms", False),
-    Criterion("hol", "head-of-line penalty", "s", False),
-    Criterion("overload_lost", "overload lost", "jobs", False),
-    Criterion("overload_drain", "overload drain", "s", False),
-    Criterion("faults_bad", "faults: lost+doubled+stuck", "jobs", False),
-    Criterion("cpu", "CPU per noop job", "ms", False),
+    Criterion("pickup_p99", "pickup p99 at idle", "ms", False, abs_floor=5.0),
+    Criterion("hol", "head-of-line penalty", "s", False, abs_floor=0.1),
+    Criterion("drain", "overload drain", "s", False, abs_floor=0.5),
+    Criterion("cpu", "CPU per noop job", "ms", False, abs_floor=2.0),
+    Criterion("defects", "lost + stored twice + stuck", "jobs", False, kind=ZERO),
+    Criterion("executed_twice", "executed twice (chaos)", "jobs", False, COUNT, abs_floor=2),
+    Criterion("recovery", "recovery after faults", "s", False, abs_floor=2.0),
 )
+BY_KEY = {c.key: c for c in CRITERIA}
 
 
 def display_name(spec: dict) -> str:
@@ -60,180 +55,147 @@ def display_name(spec: dict) -> str:
     return spec["backend"]
 
 
-def value_of(summary: dict | None, name: str, scale: float = 1.0) -> Value | None:
-    """A summary's metric as a Value with its spread (None when missing)."""
-    if summary is None or summary["metrics"].get(name) is None:
-        return None
-    med = summary["metrics"][name] * scale
-    lo, hi = (summary.get("spread") or {}).get(name) or [None, None]
-    lo = med if lo is None else lo * scale
-    hi = med if hi is None else hi * scale
-    return Value(med, min(lo, hi), max(lo, hi), summary.get("repeats", 1) or 1)
-
-
-def _pick(cells: list[dict], family: str, workload: str | None, workers: int) -> dict | None:
-    match = [
-        s
-        for s in cells
-        if s["spec"].get("family", "load") == family
-        and (workload is None or s["spec"]["workload"] == workload)
+def _metric(rows: list[dict], family: str, name: str, workers: int, workload=None) -> list:
+    return [
+        r["metrics"].get(name)
+        for r in rows
+        if r["spec"].get("family", "load") == family
+        and r["spec"]["workers"] == workers
+        and (workload is None or r["spec"]["workload"] == workload)
     ]
-    exact = [s for s in match if s["spec"]["workers"] == workers]
-    if exact:
-        return exact[0]
-    return min(match, key=lambda s: abs(s["spec"]["workers"] - workers), default=None)
 
 
-def _ocr(cells: list[dict], workers: int) -> dict | None:
-    found = _pick(cells, "load", "ocr", workers)
-    return found if found and found["spec"]["workers"] == workers else None
+def _cpu(rows: list[dict], workers: int) -> list[float]:
+    return [
+        sum(v for v in r["metrics"]["cpu_ms_per_job"].values() if v is not None)
+        for r in rows
+        if r["spec"].get("family") == "pickup"
+        and r["spec"]["workers"] == workers
+        and r["metrics"].get("cpu_ms_per_job")
+    ]
 
 
-def figures(cells: list[dict], *, cores: int, bare_s: float | None) -> dict[str, Value | None]:
-    """Every criterion's value for one backend's summaries (status ok)."""
-    at_cores = _ocr(cells, cores)
-    thr = value_of(at_cores, "throughput")
-    ceiling = None
-    if thr and bare_s:
-        ideal = cores / bare_s
-        ceiling = Value(thr.median / ideal * 100, thr.lo / ideal * 100, thr.hi / ideal * 100)
-    pickups = [s for s in cells if s["spec"].get("family") == "pickup"]
-    best_burst = max(pickups, key=lambda s: s["metrics"].get("burst_throughput") or 0, default=None)
+SOURCES: dict[str, Callable[[list[dict], int], list]] = {
+    "ocr": lambda rows, w: _metric(rows, "load", "throughput", w, "ocr"),
+    "capacity": lambda rows, w: _metric(rows, "pickup", "burst_throughput", w),
+    "pickup_p99": lambda rows, w: _metric(rows, "pickup", "pickup_p99_ms", w),
+    "hol": lambda rows, w: _metric(rows, "mixed", "hol_penalty_s", w),
+    "drain": lambda rows, w: _metric(rows, "overload", "drain_s", w),
+    "cpu": _cpu,
+}
+
+
+def _chaos(chaos_rows: list[dict], backend: str) -> dict[str, Samples | None]:
+    mine = [r for r in chaos_rows if r.get("backend") == backend and not r.get("skipped")]
+    if not mine:
+        return {"defects": None, "executed_twice": None, "recovery": None}
+
+    def total(*keys: str) -> Samples:
+        return Samples((float(sum((r.get(k) or 0) for r in mine for k in keys)),))
+
+    for r in mine:  # rows straight from `manage.py chaos` name it stored_twice
+        r.setdefault("doubled", r.get("stored_twice"))
     return {
-        "ocr_w1": value_of(_ocr(cells, 1), "throughput"),
-        "ocr_w2": value_of(_ocr(cells, 2), "throughput"),
-        "ocr_w4": value_of(_ocr(cells, 4), "throughput"),
-        "ceiling": ceiling,
-        "ocr_p95": value_of(at_cores, "e2e_p95_ms", 0.001),
-        "capacity": value_of(best_burst, "burst_throughput"),
-        "pickup_p99": value_of(_pick(cells, "pickup", None, cores), "pickup_p99_ms"),
-        "hol": value_of(_pick(cells, "mixed", None, cores), "hol_penalty_s"),
-        "overload_lost": value_of(_pick(cells, "overload", None, cores), "lost"),
-        "overload_drain": value_of(_pick(cells, "overload", None, cores), "drain_s"),
+        "defects": total("lost", "doubled", "stuck"),
+        "executed_twice": total("executed_twice"),
+        "recovery": samples([r.get("recovery_s") for r in mine]),
     }
 
 
-def cpu_per_job(results: list[dict], target: str) -> Value | None:
-    """Total CPU-ms per job (sum of components) of the target's pickup runs, per repeat."""
-    totals = [
-        sum(v for v in (r["metrics"].get("cpu_ms_per_job") or {}).values() if v is not None)
-        for r in results
-        if r["status"] == "ok"
-        and r["spec"]["target"] == target
-        and r["spec"].get("family") == "pickup"
-        and r["metrics"].get("cpu_ms_per_job")
-    ]
-    if not totals:
-        return None
-    return Value(statistics.median(totals), min(totals), max(totals), len(totals))
-
-
-def fault_value(chaos_rows: list[dict], backend: str) -> Value | None:
-    """lost + doubled + stuck over every fault of the backend's chaos rows."""
-    entry = chaos_table.summary(chaos_rows).get(backend)
-    if entry is None:
-        return None
-    bad = float(entry["lost"] + entry["doubled"] + entry["stuck"])
-    return Value(bad, bad, bad)
-
-
-def table_values(
-    summaries: list[dict], results: list[dict], context: dict
-) -> dict[str, dict[str, Value | None]]:
-    """{backend name: {criterion key: Value or None}} for every target of the run."""
+def backend_samples(results: list[dict], context: dict) -> dict[str, dict[str, Samples | None]]:
+    """{backend name: {criterion key: Samples or None}} from every ok repeat of the run."""
     cores = (context.get("machine") or {}).get("nproc") or 2
-    bare_s = (context.get("bare_ocr") or {}).get("median_s")
-    chaos_rows = context.get("chaos") or []
-    by_target: dict[str, list[dict]] = defaultdict(list)
-    for s in summaries:
-        if s["status"] == "ok":
-            by_target[s["spec"]["target"]].append(s)
+    by_name: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        if r["status"] == "ok":
+            by_name[display_name(r["spec"])].append(r)
     out = {}
-    for target, cells in by_target.items():
-        spec = cells[0]["spec"]
-        values = figures(cells, cores=cores, bare_s=bare_s)
-        values["faults_bad"] = fault_value(chaos_rows, spec["backend"])
-        values["cpu"] = cpu_per_job(results, target)
-        out[display_name(spec)] = values
+    for name, rows in by_name.items():
+        values = {key: samples(source(rows, cores)) for key, source in SOURCES.items()}
+        if rows[0]["spec"]["kind"] != versions.SYNC:
+            values.update(_chaos(context.get("chaos") or [], rows[0]["spec"]["backend"]))
+        out[name] = values
     return out
 
 
-def same(a: Value, b: Value) -> bool:
-    """No difference: ranges overlap (repeated figures) or within NOISE_REL (single runs)."""
-    if a.runs > 1 and b.runs > 1:
-        return a.lo <= b.hi and b.lo <= a.hi
-    scale = max(abs(a.median), abs(b.median))
-    return scale == 0 or abs(a.median - b.median) <= NOISE_REL * scale
+def noise_floor(results: list[dict]) -> dict:
+    """OCR throughput at W = 1 per queue backend (the queue cannot matter there): the
+    relative spread of their medians, and how many backends it rests on."""
+    per: dict[str, list[float]] = defaultdict(list)
+    for r in results:
+        spec = r["spec"]
+        if (
+            r["status"] == "ok"
+            and spec["kind"] != versions.SYNC
+            and spec.get("family", "load") == "load"
+            and spec["workload"] == "ocr"
+            and spec["workers"] == 1
+            and r["metrics"].get("throughput")
+        ):
+            per[spec["backend"]].append(r["metrics"]["throughput"])
+    medians = [Samples(tuple(v)).median for v in per.values()]
+    return {"rel": relative_spread(medians), "backends": len(medians), "medians": medians}
 
 
-def judge(values: dict[str, Value | None], criterion: Criterion) -> dict[str, str]:
-    """{backend: best | no difference | worse} among the backends that have the figure."""
-    have = {name: v for name, v in values.items() if v is not None}
+def judge(values: dict[str, Samples | None], criterion: Criterion, noise_rel: float = 0.0):
+    """{backend: verdict} among the backends that have the figure."""
+    have = {n: v for n, v in values.items() if v is not None}
     if not have:
         return {}
+    if criterion.kind == ZERO:
+        return {n: OK if v.median == 0 else FAIL for n, v in have.items()}
     pick = max if criterion.higher_is_better else min
     best_name = pick(have, key=lambda n: have[n].median)
     best = have[best_name]
-    return {
-        name: BEST if name == best_name else (SAME if same(v, best) else WORSE)
-        for name, v in have.items()
-    }
+    effect = min_effect(best.median, abs_floor=criterion.abs_floor, noise_rel=noise_rel)
+    out = {}
+    for name, v in have.items():
+        if name == best_name:
+            out[name] = BEST
+        elif criterion.kind == COUNT:
+            out[name] = WORSE if abs(v.median - best.median) >= effect else SAME
+        else:
+            verdict = differs(v, best, effect=effect)
+            out[name] = UNDECIDED if verdict is None else (WORSE if verdict else SAME)
+    return out
 
 
 def decide(summaries: list[dict], results: list[dict], context: dict) -> dict:
-    """The table's values, each criterion's verdicts, and the 'what to pick' paragraph."""
-    values = table_values(summaries, results, context)
-    verdicts = {c.key: judge({name: v[c.key] for name, v in values.items()}, c) for c in CRITERIA}
-    return {"values": values, "verdicts": verdicts, "advice": advice(values, verdicts)}
+    """Values, verdicts per criterion, the noise floor, and the pick with its reasons."""
+    values = backend_samples(results, context)
+    floor = noise_floor(results)
+    verdicts = {
+        c.key: judge(
+            {n: v.get(c.key) for n, v in values.items()},
+            c,
+            noise_rel=(floor["rel"] or 0.0) if c.key == "ocr" else 0.0,
+        )
+        for c in CRITERIA
+    }
+    decision = {"values": values, "verdicts": verdicts, "noise": floor}
+    decision["pick"] = pick(decision)
+    return decision
 
 
-def _fmt(value: float, unit: str) -> str:
-    digits = 0 if unit in ("jobs", "%") or abs(value) >= 100 else (2 if abs(value) < 10 else 1)
-    return f"{value:,.{digits}f} {unit}".replace(" %", " %")
+def queue_names(decision: dict) -> list[str]:
+    return [n for n in decision["values"] if n not in SYNC_NAMES.values()]
 
 
-def advice(values: dict[str, dict], verdicts: dict[str, dict[str, str]]) -> list[str]:
-    """Sentences generated from the verdicts: per criterion, then what to pick."""
-    lines = []
-    for c in CRITERIA:
-        verdict = verdicts.get(c.key) or {}
-        if not verdict:
-            continue
-        best = next(n for n, v in verdict.items() if v == BEST)
-        best_v = values[best][c.key]
-        ties = sorted(n for n, v in verdict.items() if v == SAME)
-        worse = sorted(n for n, v in verdict.items() if v == WORSE)
-        text = f"**{c.label}**: best {best} ({_fmt(best_v.median, c.unit)})"
-        if ties:
-            text += f"; no difference (within the run's spread): {', '.join(ties)}"
-        if worse:
-            shown = [f"{n} {_fmt(values[n][c.key].median, c.unit)}" for n in worse]
-            text += f"; different: {', '.join(shown)}"
-        lines.append(text + ".")
-    lines.append(_pick_line(values, verdicts))
-    missing = [c.label for c in CRITERIA if not verdicts.get(c.key)]
-    if missing:
-        lines.append(f"Not measured in this run: {', '.join(missing)}.")
-    return lines
-
-
-def _pick_line(values: dict[str, dict], verdicts: dict[str, dict[str, str]]) -> str:
-    queues = [n for n in values if n not in SYNC_NAMES.values()]
-    if not queues:
-        return "What to pick: no queue backend was measured."
-    losses = {n: [c.label for c in CRITERIA if verdicts[c.key].get(n) == WORSE] for n in queues}
-    fewest = min(len(v) for v in losses.values())
-    picks = sorted(n for n, v in losses.items() if len(v) == fewest)
-    measured = {n: sum(1 for c in CRITERIA if n in verdicts[c.key]) for n in picks}
-    counts = ", ".join(f"{n} on {k}" for n, k in measured.items())
-    why = (
-        "never outside the best's spread on any measured criterion"
-        if fewest == 0
-        else f"fewest criteria ({fewest}) outside the best's spread"
-    )
-    head = f"What to pick: **{', '.join(picks)}**: {why} (criteria measured: {counts})"
-    others = [
-        f"{n} (differs on {', '.join(v)})" for n, v in sorted(losses.items()) if n not in picks
+def pick(decision: dict) -> dict:
+    """The backends never worse and never failing; else those with the fewest losses."""
+    verdicts = decision["verdicts"]
+    names = queue_names(decision)
+    decided = [
+        c.key for c in CRITERIA if any(v in (WORSE, SAME, FAIL) for v in verdicts[c.key].values())
     ]
-    tail = f". The others: {'; '.join(others)}." if others else "."
-    return head + tail
+    losses = {
+        n: [c.key for c in CRITERIA if verdicts[c.key].get(n) in (WORSE, FAIL)] for n in names
+    }
+    if not names or not decided:
+        return {"names": [], "losses": losses, "decided": decided}
+    fewest = min(len(v) for v in losses.values())
+    return {
+        "names": sorted(n for n, v in losses.items() if len(v) == fewest),
+        "losses": losses,
+        "decided": decided,
+    }

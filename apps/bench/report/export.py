@@ -10,6 +10,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
+from apps.bench.report import answer as first
 from apps.bench.report import family_sections as rf
 from apps.bench.report.cell_plots import PLOTS
 from apps.bench.report.charts import write_charts
@@ -86,7 +87,10 @@ def render_report(
         s for s in summaries if s["spec"].get("family", "load") == "load" or s["status"] != "ok"
     ]
     decision = decide(summaries, results, context)
-    answer = [rf.decision_table(decision), rf.advice_lines(decision)]
+    answer = [first.first_screen(decision), first.decision_table(decision)]
+    previous = context.get("previous_run")
+    if previous:
+        answer.append(stability_section(Path(previous), decision))
     families = [
         rf.pickup_table(summaries),
         rf.mixed_table(summaries),
@@ -96,6 +100,13 @@ def render_report(
     ]
     extra = cpu_sections(load)  # CPU per component, submit capacity
     return render_markdown(load, targets, context, plots, extra, answer=answer, families=families)
+
+
+def stability_section(previous_dir: Path, decision: dict) -> list[str]:
+    """The verdicts that changed since the run in `previous_dir` (judged by today's rule)."""
+    data = json.loads((previous_dir / "cells.json").read_text())
+    before = decide(data["summaries"], data["results"], data["context"])
+    return first.stability(before, decision, previous_dir.name)
 
 
 def _no_jobs(result: dict) -> dict:

@@ -4,21 +4,35 @@ faults, cost). Every figure is median (min-max) over the repeats that ran."""
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 
 from apps.bench.measure.cpu import COMPONENTS as CPU_COMPONENTS
 from apps.bench.report import chaos_table
-from apps.bench.report.decision import (
-    BEST,
-    CRITERIA,
-    SAME,
-    SYNC_NAMES,
-    Value,
-    display_name,
-    value_of,
-)
+from apps.bench.report.decision import display_name
 from apps.bench.report.markdown import NONE, table
 
 NOT_MEASURED = "not measured"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A figure of a summary: median and min-max over `runs` repeats."""
+
+    median: float
+    lo: float
+    hi: float
+    runs: int = 1
+
+
+def value_of(summary: dict | None, name: str, scale: float = 1.0) -> Value | None:
+    """A summary's metric as a Value with its spread (None when missing)."""
+    if summary is None or summary["metrics"].get(name) is None:
+        return None
+    med = summary["metrics"][name] * scale
+    lo, hi = (summary.get("spread") or {}).get(name) or [None, None]
+    lo = med if lo is None else lo * scale
+    hi = med if hi is None else hi * scale
+    return Value(med, min(lo, hi), max(lo, hi), summary.get("repeats", 1) or 1)
 
 
 def show(value: Value | None, unit: str = "", digits: int = 2) -> str:
@@ -30,63 +44,6 @@ def show(value: Value | None, unit: str = "", digits: int = 2) -> str:
     if value.runs > 1 and value.hi != value.lo:
         text += f" ({fmt.format(value.lo)}-{fmt.format(value.hi)})"
     return text + (f" {unit}" if unit else "")
-
-
-DIGITS = {"jobs/s": 2, "%": 0, "s": 2, "ms": 1, "jobs": 0}
-
-
-OCR_KEYS = ("ocr_w1", "ocr_w2", "ocr_w4", "ceiling", "ocr_p95")
-DECISION_INTRO = (
-    "Computed from this run. Bold: best; `=`: no difference from the best (min-max ranges over "
-    "repeats overlap, or within 5 % for single runs); unmarked: outside the spread."
-)
-OCR_INTRO = (
-    "OCR: the reference scenario (16 jobs at once, 60 s deadline), one run per W; ceiling = "
-    "throughput at W = cores / (cores / bare run_ocr)."
-)
-QUEUE_INTRO = (
-    "Queue behaviour: capacity = noop burst drain rate (best W); pickup p99 of noop jobs "
-    "one at a time (W = cores); head-of-line penalty = short-job p95 - short service time "
-    "while long jobs run; overload at 1.5x capacity; faults from chaos.json; CPU from the "
-    "cells' cpu_ms_per_job."
-)
-
-
-def decision_table(decision: dict) -> list[str]:
-    """Two tables, one row per backend: what users feel (OCR), how the queue behaves."""
-    ocr = [c for c in CRITERIA if c.key in OCR_KEYS]
-    queue = [c for c in CRITERIA if c.key not in OCR_KEYS]
-    names = [n for n, v in decision["values"].items() if any(v.get(k) for k in OCR_KEYS)]
-    queue_names = [n for n in decision["values"] if n not in SYNC_NAMES.values()]
-    return (
-        ["## The answer", "", DECISION_INTRO, "", OCR_INTRO, ""]
-        + _criteria_table(decision, ocr, names)
-        + ["", QUEUE_INTRO, ""]
-        + _criteria_table(decision, queue, queue_names)
-    )
-
-
-def _criteria_table(decision: dict, criteria: list, names: list[str]) -> list[str]:
-    header = ["backend", *[f"{c.label} ({c.unit})" for c in criteria]]
-    rows = []
-    for name in names:
-        cells = []
-        for c in criteria:
-            text = show(decision["values"][name].get(c.key), digits=DIGITS.get(c.unit, 2))
-            verdict = decision["verdicts"][c.key].get(name)
-            if verdict == BEST:
-                text = f"**{text}**"
-            elif verdict == SAME:
-                text += " ="
-            cells.append(text)
-        rows.append([name, *cells])
-    return table(header, rows, "l" + "r" * len(criteria))
-
-
-def advice_lines(decision: dict) -> list[str]:
-    return ["### What to pick (generated from the figures above)", ""] + [
-        f"- {line}" for line in decision["advice"]
-    ]
 
 
 def _family(summaries: list[dict], family: str) -> list[dict]:
@@ -200,12 +157,12 @@ def faults_table(chaos_rows: list[dict], note: str = "") -> list[str]:
         [
             r["backend"],
             r["fault"],
-            *[NONE if r[k] is None else f"{r[k]:g}" for k in chaos_table.FIELDS],
+            *[NONE if r.get(k) is None else f"{r[k]:g}" for k in chaos_table.FIELDS],
         ]
         for r in chaos_rows
     ]
-    header = ["backend", "fault", "lost", "doubled", "stuck", "recovery s"]
-    return head + table(header, rows, "llrrrr")
+    header = ["backend", "fault", "lost", "stored twice", "stuck", "executed twice", "recovery s"]
+    return head + table(header, rows, "llrrrrr")
 
 
 def cost_table(results: list[dict]) -> list[str]:

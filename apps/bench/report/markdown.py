@@ -269,7 +269,7 @@ def render_markdown(
     answer: Sequence[list[str]] = (),
     families: Sequence[list[str]] = (),
 ) -> str:
-    """The whole report.md: the reference table, then `answer`, `families`, the load tables;
+    """The whole report.md: `answer` first, then the reference table, `families`, the load tables;
     `extra` sections (e.g. CPU, submit capacity) go before the plots."""
     parts = [
         [
@@ -279,7 +279,7 @@ def render_markdown(
             f"({len(summaries)} load cells). Raw data: cells.csv, jobs.csv, cells.json.",
         ]
     ]
-    parts += [reference_table(summaries), *answer, *families]
+    parts += [*answer, reference_table(summaries), *families]
     parts += [
         targets_table(targets),
         throughput_table(summaries),
