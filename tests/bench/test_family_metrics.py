@@ -6,7 +6,13 @@ import pytest
 
 from apps.bench.measure import family_metrics as fm
 from apps.bench.plan.cells import QUEUE_VERSIONS
-from apps.bench.plan.defaults import BUDGET_S, estimate_total_s, full_plan, quick_plan
+from apps.bench.plan.defaults import (
+    BUDGET_S,
+    ROUND_JOBS,
+    estimate_total_s,
+    full_plan,
+    quick_plan,
+)
 from apps.bench.report.chaos_table import load_chaos, normalize, summary
 from apps.bench.run.families import FULL, QUICK, _mixed_schedule, steps
 from apps.bench.run.stray import refusal, stray_workers
@@ -62,11 +68,21 @@ def test_full_plan_covers_the_matrix_within_budget():
         *QUEUE_VERSIONS,
         *[f"api:{b}" for b in EXTRA],
     }
-    assert all((c.users, c.jobs_per_user, c.deadline_s) == (16, 1, 60.0) for c in ocr)
-    pickup = [c for c in cells if "pickup" in c.family]
-    assert len(pickup) == 7 * 3 and all(c.repeats >= 3 for c in pickup)
-    chained = [step.family for step in steps(next(c for c in cells if "+" in c.family))]
-    assert chained == ["pickup", "mixed", "overload"] and len(pickup) == 21
+    reference = [c for c in ocr if c.kind == "sync" and c.repeat == 1 and c.users == 16]
+    assert {(c.target, c.workers) for c in reference} == {
+        ("v0", 1), ("v1", 1), ("v2", 1), ("v2", 2), ("v2", 4)
+    }  # fmt: skip
+    assert all((c.jobs_per_user, c.deadline_s) == (1, 60.0) for c in ocr)
+    # the throughput criterion: every queue at W = 2 in 3 rounds, round 1 of all first
+    rounds = [c for c in ocr if c.workers == 2 and c.users == ROUND_JOBS]
+    assert [c.repeat for c in rounds] == sorted(c.repeat for c in rounds)
+    assert len(rounds) == 3 * (1 + len(QUEUE_VERSIONS) + len(EXTRA))
+    floor = [c for c in ocr if c.kind == "queue" and c.workers == 1]
+    assert len(floor) == len(QUEUE_VERSIONS) + len(EXTRA)  # the noise floor
+    chains = [c for c in cells if "+" in c.family]
+    assert len(chains) == len(QUEUE_VERSIONS) + len(EXTRA) and all(c.repeats >= 3 for c in chains)
+    chained = [step.family for step in steps(chains[0])]
+    assert chained == ["pickup", "mixed", "overload"]
     assert estimate_total_s(cells, FULL, ocr_job_s=2.0, cores=2) <= BUDGET_S
     assert estimate_total_s(quick_plan(EXTRA), QUICK, ocr_job_s=2.0, cores=2) <= 5 * 60
 
@@ -74,7 +90,8 @@ def test_full_plan_covers_the_matrix_within_budget():
 def test_mixed_schedule_interleaves_long_and_short():
     events = _mixed_schedule(FULL)
     kinds = [w for _, w in events]
-    assert kinds.count(FULL.long_workload) == 3 and kinds.count(FULL.short_workload) == 30
+    long_n, short_n = FULL.mixed_s / FULL.long_every_s, FULL.mixed_s / FULL.short_every_s
+    assert kinds.count(FULL.long_workload) == long_n and kinds.count(FULL.short_workload) == short_n
     assert [t for t, _ in events] == sorted(t for t, _ in events)
 
 

@@ -26,7 +26,7 @@ def test_family_on_db(family, subprocess_env, settings, tmp_path):
     options = BenchOptions(cells=cells, config=config, bare_runs=0, families=TINY)
     outcome = run_bench(options, stream=io.StringIO())
 
-    runs = [1] if family == "overload" else [1, 2]  # overload runs once (the long one)
+    runs = [1, 2]  # every family repeats inside one warm stack
     assert [r["status"] for r in outcome.results] == ["ok"] * len(runs), outcome.results[0]["note"]
     assert [r["spec"]["repeat"] for r in outcome.results] == runs  # one warm stack
     assert outcome.results[0]["metrics"]["cpu_ms_per_job"]  # CpuWindow around each step

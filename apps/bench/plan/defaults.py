@@ -1,10 +1,13 @@
 """The default run of `make bench` (and `--quick`): which cells, and how long they take.
 
 The whole comparison fits in 30 minutes on 2 cores because
-- the reference scenario (16 jobs submitted at once, 60 s deadline) is also the OCR
-  throughput cell: 16 jobs keep W <= 4 workers busy for all but the last job or two;
-- OCR cells run once (they are the long ones); V0 and V1 use one OCR server whatever W
-  is, so they run at W = 1 only; the bare run_ocr ceiling is measured once at the start;
+- the reference scenario (16 jobs submitted at once, 60 s deadline, the seed study's)
+  runs once for V0, V1 (W = 1: one OCR server whatever W is) and V2 (W = 1, 2, 4);
+- OCR at W = cores (the throughput criterion) runs ROUNDS times with ROUND_JOBS jobs, the
+  rounds interleaved across targets (round 1 of every target, then round 2, ...), so a
+  slow minute of the machine does not land on one backend;
+- every queue runs OCR once at W = 1 (FLOOR_JOBS jobs): there the queue cannot matter, so
+  the spread of those cells is the run's noise floor;
 - the short cells (pickup + capacity, mixed sizes) run 3 repeats inside one warm stack,
   and at W = 2 the pickup, mixed and overload families share that stack;
 - the families generate load from the bench process (no locust start per repeat).
@@ -35,8 +38,15 @@ KAFKA_NOTE = (
 CHAIN = "pickup+mixed+overload"  # at W = 2: three families in one warm stack
 
 
-def ocr_cells(names: list[str], workers: list[int]) -> list[CellSpec]:
-    """The reference scenario per target and W: 16 users x 1 job, all at once, 60 s."""
+ROUNDS = 3  # repeats of the OCR throughput cells (W = cores), interleaved
+ROUND_JOBS = 12  # jobs at once per throughput cell: 6 per worker at W = 2
+FLOOR_JOBS = 8  # jobs at once per noise-floor cell (W = 1)
+
+
+def ocr_cells(
+    names: list[str], workers: list[int], repeat: int = 1, jobs: int = REFERENCE_JOBS
+) -> list[CellSpec]:
+    """`jobs` users x 1 job, all at once, 60 s deadline (the reference scenario at 16)."""
     cells = []  # workers outermost: a target's restarts are minutes apart (see KAFKA_NOTE)
     for w in workers:
         for name in names:
@@ -45,8 +55,8 @@ def ocr_cells(names: list[str], workers: list[int]) -> list[CellSpec]:
                 continue
             cells.append(
                 CellSpec(
-                    target, kind, version, backend, w, REFERENCE_JOBS, 1, "ocr",
-                    REFERENCE_DEADLINE_S,
+                    target, kind, version, backend, w, jobs, 1, "ocr",
+                    REFERENCE_DEADLINE_S, repeat,
                 )
             )  # fmt: skip
     return cells
@@ -64,13 +74,20 @@ def family_cells(family: str, names: list[str], workers: list[int], repeats: int
     return cells
 
 
-def full_plan(extra_backends: list[str]) -> list[CellSpec]:
-    """`make bench`: V0-V2 and every backend x W 1/2/4 on OCR, plus the families."""
+def full_plan(extra_backends: list[str], cores: int = 2) -> list[CellSpec]:
+    """`make bench`: the reference scenario (V0, V1 at W = 1; V2 at W = 1, 2, 4), the noise
+    floor (every queue at W = 1), OCR throughput at W = cores in ROUNDS interleaved rounds
+    (V2 and every queue), then the families at W = cores, 3 repeats each."""
     queue = list(QUEUE_VERSIONS) + list(extra_backends)
+    sync = [n for n in SYNC_VERSIONS if n not in SINGLE_SERVER]
+    rounds = [
+        c for r in range(1, ROUNDS + 1) for c in ocr_cells([*sync, *queue], [cores], r, ROUND_JOBS)
+    ]
     return (
-        ocr_cells([*SYNC_VERSIONS, *queue], [1, 2, 4])
-        + family_cells("pickup", queue, [1, 4], repeats=3)
-        + family_cells(CHAIN, queue, [2], repeats=3)
+        ocr_cells(list(SYNC_VERSIONS), [1, 2, 4])
+        + ocr_cells(queue, [1], jobs=FLOOR_JOBS)
+        + rounds
+        + family_cells(CHAIN, queue, [cores], repeats=3)
     )
 
 

@@ -119,6 +119,7 @@ def overload_table(summaries: list[dict]) -> list[str]:
             s["spec"]["workers"],
             show(_v(s, "capacity_per_s"), digits=1),
             show(_v(s, "arrival_rate_per_s"), digits=1),
+            show(_v(s, "processed_per_s"), digits=1),
             show(_v(s, "arrivals"), digits=0),
             show(_v(s, "peak_depth"), digits=0),
             show(_v(s, "latency_growth"), digits=1),
@@ -131,16 +132,19 @@ def overload_table(summaries: list[dict]) -> list[str]:
     ]
     if not rows:
         return []
-    header = ["backend", "W", "capacity jobs/s", "arrivals/s", "jobs", "peak depth",
-              "latency growth x", "drain s", "broker RSS MB", "workers RSS MB", "lost"]  # fmt: skip
+    header = ["backend", "W", "calibrated jobs/s", "offered/s", "processed/s", "jobs",
+              "peak depth", "latency growth x", "drain s", "broker RSS MB", "workers RSS MB",
+              "lost"]  # fmt: skip
     intro = (
-        "Capacity calibrated with a small burst, then open-loop arrivals at 1.5x capacity for "
-        "a fixed time, then stop. Depth = created but not started (from the job rows); latency "
-        "growth = e2e p50 of the last fifth of arrivals / first fifth; drain = last finished - "
+        "A small calibration burst (its rate shown), then open-loop arrivals at 1.5x the "
+        "workers' nominal rate (W / job seconds: the same offered load for every backend) for "
+        "a fixed time, then stop; processed = done / (last finished - first created). "
+        "Depth = created but not started (from the job rows); latency growth = e2e p50 of "
+        "the last fifth of arrivals / first fifth; drain = last finished - "
         "arrivals stopped; RSS peaks sampled with psutil (broker = its server processes, "
         "Postgres for db, shared with the job table)."
     )
-    return ["## Overload: 1.5x capacity, then stop", "", intro, ""] + table(
+    return ["## Overload: 1.5x the nominal rate, then stop", "", intro, ""] + table(
         header, rows, "l" + "r" * (len(header) - 1)
     )
 

@@ -51,6 +51,7 @@ class BenchOptions:
     params: dict = field(default_factory=dict)
     families: FamilyParams = FULL
     chaos: ChaosSource | None = None
+    previous_run: str | None = None  # a run folder to compare verdicts with (stability)
 
 
 @dataclass
@@ -170,6 +171,7 @@ def _context(options: BenchOptions) -> dict:
         "params": options.params,
         "command": options.command,
         "started": timezone.now().isoformat(timespec="seconds"),
+        "previous_run": options.previous_run,
     }
 
 

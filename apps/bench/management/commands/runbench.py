@@ -128,6 +128,12 @@ class Command(BaseCommand):
             help="submit cells: open-loop ladder, POSTs/s per user (default 1,2,4,8; --quick 1,2)",
         )
         add("--submit-step", type=float, default=None, help="seconds per ladder step (3; quick 2)")
+        add(
+            "--previous",
+            default=None,
+            help="an earlier run's folder (with cells.json): the report lists each verdict "
+            "that changed since (stability)",
+        )
         add("--dry-run", action="store_true", help="print the matrix and exit")
 
     def handle(self, *args, **opts):
@@ -149,6 +155,7 @@ class Command(BaseCommand):
             params=_jsonable(opts),
             families=families,
             chaos=_chaos_source(opts, cells),
+            previous_run=_previous_run(opts),
         )
         estimate = estimate_total_s(cells, families, ocr_job_s=OCR_JOB_S, cores=os.cpu_count() or 2)
         self.stderr.write(
@@ -268,6 +275,15 @@ def _chaos_source(opts: dict, cells) -> ChaosSource | None:
     if opts["chaos"]:
         return ChaosSource(backends=sorted({c.backend for c in cells if c.kind == "queue"}))
     return None
+
+
+def _previous_run(opts: dict) -> str | None:
+    if not opts["previous"]:
+        return None
+    folder = Path(opts["previous"]).resolve()
+    if not (folder / "cells.json").is_file():
+        raise CommandError(f"--previous {folder}: no cells.json there")
+    return str(folder)
 
 
 def _burst_jobs(opts: dict) -> int:
