@@ -1,27 +1,27 @@
 """*Pure*: when do two sets of repeats differ? The rule every verdict of the report uses.
 
-Two backends differ on a criterion only when both hold:
-1. **the spread says so**: the percentile-bootstrap interval (CONFIDENCE, seeded, so a
-   report is reproducible) of the difference of their medians excludes zero;
-2. **the effect is large enough**: |difference of medians| >= the criterion's minimum
-   effect, which is the larger of MIN_EFFECT_REL of the best median, the criterion's own
-   absolute floor, and the noise floor measured in the same run (the spread of cells where
-   the queue cannot matter).
-With fewer than MIN_REPEATS samples on either side there is no verdict: "cannot decide".
+Each backend's figure is the median of its repeats (a tail is judged on the median of its
+repeats' p99, so one lucky repeat cannot hide two bad ones). Two backends differ on a
+criterion only when both hold:
+1. **beyond the spread**: |difference of medians| > SPREAD_K x the larger median absolute
+   deviation (MAD) of the two sets of repeats (MAD x 1.48 estimates a standard deviation,
+   so 3 MAD is about 2 sigma, robust to one wild repeat);
+2. **large enough to matter**: |difference of medians| >= the criterion's minimum effect,
+   the largest of MIN_EFFECT_REL of the best median, the criterion's absolute floor and
+   the noise floor measured in the same run (the spread of cells where the queue cannot
+   matter).
+With fewer than MIN_REPEATS repeats on either side there is no verdict: "cannot decide".
 """
 
 from __future__ import annotations
 
-import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 MIN_REPEATS = 3
-CONFIDENCE = 0.95
-RESAMPLES = 2000
+SPREAD_K = 3.0  # differences within 3 MAD of the repeats are spread, not a difference
 MIN_EFFECT_REL = 0.10  # a difference under 10 % of the best is not worth a choice
-SEED = 20261204
 
 
 @dataclass(frozen=True)
@@ -53,15 +53,10 @@ def samples(values: Sequence[float | None]) -> Samples | None:
     return Samples(kept) if kept else None
 
 
-def bootstrap_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """Percentile-bootstrap CONFIDENCE interval of median(a) - median(b)."""
-    rng = random.Random(SEED)
-    diffs = sorted(
-        statistics.median(rng.choices(a, k=len(a))) - statistics.median(rng.choices(b, k=len(b)))
-        for _ in range(RESAMPLES)
-    )
-    tail = (1.0 - CONFIDENCE) / 2
-    return diffs[int(tail * (RESAMPLES - 1))], diffs[int((1 - tail) * (RESAMPLES - 1))]
+def mad(values: Sequence[float]) -> float:
+    """Median absolute deviation from the median."""
+    mid = statistics.median(values)
+    return statistics.median(abs(v - mid) for v in values)
 
 
 def min_effect(best: float, *, abs_floor: float = 0.0, noise_rel: float = 0.0) -> float:
@@ -74,10 +69,8 @@ def differs(a: Samples, b: Samples, *, effect: float) -> bool | None:
     repeats to tell."""
     if a.runs < MIN_REPEATS or b.runs < MIN_REPEATS:
         return None
-    if abs(a.median - b.median) < effect:
-        return False
-    lo, hi = bootstrap_interval(a.values, b.values)
-    return lo > 0 or hi < 0
+    gap = abs(a.median - b.median)
+    return gap >= effect and gap > SPREAD_K * max(mad(a.values), mad(b.values))
 
 
 def relative_spread(values: Sequence[float]) -> float | None:

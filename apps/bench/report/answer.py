@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from apps.bench.measure.compare import CONFIDENCE, MIN_EFFECT_REL, MIN_REPEATS, Samples
+from apps.bench.measure.compare import MIN_EFFECT_REL, MIN_REPEATS, SPREAD_K, Samples
 from apps.bench.report.decision import (
     BEST,
     BY_KEY,
@@ -16,10 +16,11 @@ from apps.bench.report.decision import (
 from apps.bench.report.markdown import table
 
 RULE = (
-    f"The rule: two backends differ on a criterion when the {CONFIDENCE:.0%} bootstrap "
-    "interval of the difference of their medians excludes zero *and* the difference is at "
-    f"least {MIN_EFFECT_REL:.0%} of the best (or the criterion's absolute floor, or the "
-    f"noise floor); each needs >= {MIN_REPEATS} repeats, interleaved across backends. "
+    "The rule: a figure is the median of its repeats; two backends differ on a criterion "
+    f"when the difference of their medians is more than {SPREAD_K:g} x the larger median "
+    "absolute deviation of their repeats *and* at least "
+    f"{MIN_EFFECT_REL:.0%} of the best (or the criterion's absolute floor, or the noise "
+    f"floor); each needs >= {MIN_REPEATS} repeats, interleaved across backends. "
     "Defects (lost, stored twice, stuck) must be zero; a count of jobs executed twice "
     "differs when it is at least 2 apart."
 )

@@ -1,8 +1,10 @@
-"""The report's plots, made to be read at a glance: linear axes from zero, seconds, backend
-names in legends, the ideal-scaling line and the hardware ceiling."""
+"""The report's plots, made to be read at a glance: one colour per backend in every plot,
+like compared with like (W = 1 apart from W = cores), error bars from the repeats, tails
+on a log axis with p99 marked, and the ceiling from the run's own in-worker service time."""
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,6 +18,47 @@ from apps.bench.measure.metrics import percentile  # noqa: E402
 from apps.bench.report.decision import display_name  # noqa: E402
 
 DPI = 110
+PALETTE = plt.get_cmap("tab20").colors
+
+
+def colours(results: list[dict]) -> dict[str, tuple]:
+    """One colour per backend name, the same in every plot of the run (sorted names)."""
+    names = sorted({display_name(r["spec"]) for r in results})
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def _throughputs(results: list[dict], workers: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = defaultdict(list)
+    for r in _ok(results, "load", "ocr"):
+        if r["spec"]["workers"] == workers and r["metrics"].get("throughput"):
+            out[display_name(r["spec"])].append(r["metrics"]["throughput"])
+    return out
+
+
+def in_worker_ceiling(results: list[dict], cores: int) -> float | None:
+    """cores / the median in-worker service time of the queue cells at W = 1 (jobs/s)."""
+    service = [
+        r["metrics"]["service_p50_ms"] / 1000
+        for r in _ok(results, "load", "ocr")
+        if r["spec"]["kind"] == "queue"
+        and r["spec"]["workers"] == 1
+        and r["metrics"].get("service_p50_ms")
+    ]
+    return cores / statistics.median(service) if service else None
+
+
+def _bars(ax, groups: dict[str, list[float]], palette: dict[str, tuple], title: str) -> None:
+    """Median bars with min-max error bars, one colour per backend."""
+    names = sorted(groups)
+    meds = [statistics.median(groups[n]) for n in names]
+    err = [[m - min(groups[n]) for n, m in zip(names, meds, strict=True)],
+           [max(groups[n]) - m for n, m in zip(names, meds, strict=True)]]  # fmt: skip
+    ax.bar(names, meds, yerr=err, capsize=3, color=[palette[n] for n in names])
+    for i, n in enumerate(names):
+        ax.annotate(f"x{len(groups[n])}", (i, 0), ha="center", va="bottom", fontsize="x-small")
+    ax.set(title=title, ylabel="OCR jobs/s")
+    ax.tick_params(axis="x", rotation=30, labelsize="small")
+    ax.grid(axis="y", alpha=0.3)
 
 
 def _ok(rows: list[dict], family: str, workload: str | None = None) -> list[dict]:
@@ -35,33 +78,21 @@ def _save(fig, path: Path) -> bool:
     return True
 
 
-def plot_scaling(summaries: list[dict], context: dict, path: Path) -> bool:
-    """OCR jobs/s vs workers per backend, from 0, with ideal scaling and the core ceiling."""
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for s in _ok(summaries, "load", "ocr"):
-        if s["metrics"].get("throughput") is not None:
-            series[display_name(s["spec"])].append(
-                (s["spec"]["workers"], s["metrics"]["throughput"])
-            )
-    if not series:
-        return False
-    fig, ax = plt.subplots(figsize=(8, 5))
-    top = max(v for points in series.values() for _, v in points)
-    bare = (context.get("bare_ocr") or {}).get("median_s")
+def plot_scaling(summaries: list[dict], results: list[dict], context: dict, path: Path) -> bool:
+    """OCR jobs/s: W = 1 (V0, V1 and the noise floor) beside W = cores, separate panels."""
     cores = (context.get("machine") or {}).get("nproc") or 2
-    max_w = max(w for points in series.values() for w, _ in points)
-    if bare:
-        xs = [0, max_w]
-        ax.plot(xs, [x / bare for x in xs], "k:", label=f"ideal: W / bare run_ocr ({bare:.2f} s)")
-        ax.axhline(cores / bare, color="red", ls="--", label=f"ceiling: {cores} cores / bare")
-        top = max(top, cores / bare)
-    for name, points in sorted(series.items()):
-        ax.plot(*zip(*sorted(points), strict=True), marker="o", label=name)
-    ax.set(xlim=(0, max_w + 0.2), ylim=(0, top * 1.15), xlabel="workers (W)", ylabel="OCR jobs/s")
-    ax.set_xticks(range(0, max_w + 1))
-    ax.set_title("OCR throughput vs workers (16 jobs at once)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", ncol=2)
+    panels = [(w, g) for w in (1, cores) if (g := _throughputs(results, w))]
+    if not panels:
+        return False
+    palette = colours(results)
+    fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.8), squeeze=False)
+    ceiling = in_worker_ceiling(results, cores)
+    for ax, (w, groups) in zip(axes[0], panels, strict=True):
+        _bars(ax, groups, palette, f"OCR throughput at W = {w} (median, min-max, xN repeats)")
+        if w == cores and ceiling:
+            ax.axhline(ceiling, color="red", ls="--", lw=1,
+                       label=f"ceiling: {cores} cores / in-worker service at W = 1")  # fmt: skip
+            ax.legend(fontsize="small", loc="lower right")
     return _save(fig, path)
 
 
@@ -76,20 +107,20 @@ def _durations(result: dict, start: str, end: str, workload: str | None = None) 
     ]
 
 
-def _boxes(ax, groups: dict[str, list[float]], title: str, ylabel: str, clip: bool = False) -> None:
-    """Box (quartiles) and whiskers p5-p95 per group; `clip`: y up to 1.5x the highest p95,
-    with the clipped maxima written above their boxes (a 1 s outlier hides 10 ms boxes)."""
+def _boxes(ax, groups: dict[str, list[float]], title: str, ylabel: str, palette=None) -> None:
+    """Box (quartiles), whiskers p5-p95 and every outlier per group, on a log axis so a 1 s
+    tail and 10 ms boxes both show; a red tick marks each group's p99."""
     names = [n for n, v in groups.items() if v]
-    ax.boxplot([groups[n] for n in names], tick_labels=names, whis=(5, 95), showfliers=True)
-    ax.set_ylim(bottom=0)
-    top = 1.5 * max(percentile(groups[n], 95) or 0.0 for n in names) if names else 0.0
-    if clip and top > 0:
-        ax.set_ylim(0, top)
-        for i, name in enumerate(names, start=1):
-            high = max(groups[name])
-            if high > top:
-                ax.annotate(f"max {high:,.0f}", (i, top), ha="center", va="top", fontsize="x-small")
-    ax.set(title=title, ylabel=ylabel)
+    box = ax.boxplot([groups[n] for n in names], tick_labels=names, whis=(5, 95),
+                     showfliers=True, patch_artist=True)  # fmt: skip
+    for patch, name in zip(box["boxes"], names, strict=True):
+        patch.set_facecolor((palette or {}).get(name, "white"))
+    p99 = [percentile(groups[n], 99) for n in names]
+    ax.scatter(range(1, len(names) + 1), p99, marker="_", s=200, color="red", zorder=3,
+               label="p99")  # fmt: skip
+    ax.set_yscale("log")
+    ax.legend(fontsize="x-small", loc="upper right")
+    ax.set(title=title, ylabel=f"{ylabel} (log)")
     ax.tick_params(axis="x", rotation=30, labelsize="small")
     ax.grid(axis="y", alpha=0.3)
 
@@ -114,14 +145,15 @@ def plot_latency(results: list[dict], context: dict, path: Path) -> bool:
         )
         mixed[display_name(r["spec"])] += _durations(r, "created_at", "finished_at", short)
     panels = [(g, t) for g, t in (
-        (ocr, f"OCR end to end, 16 jobs at once, W={cores} (V0/V1: 1 server)"),
+        (ocr, f"OCR end to end, jobs at once, W={cores}"),
         (mixed, "short jobs while long ones run (mixed sizes)"),
     ) if any(g.values())]  # fmt: skip
     if not panels:
         return False
+    palette = colours(results)
     fig, axes = plt.subplots(1, len(panels), figsize=(7 * len(panels), 4.8), squeeze=False)
     for ax, (groups, title) in zip(axes[0], panels, strict=True):
-        _boxes(ax, dict(sorted(groups.items())), title, "seconds")
+        _boxes(ax, dict(sorted(groups.items())), title, "seconds", palette)
     return _save(fig, path)
 
 
@@ -146,7 +178,7 @@ def plot_pickup(results: list[dict], context: dict, path: Path) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(8, 4.5))
     title = f"pickup at idle (queued -> started), W={cores}"
-    _boxes(ax, dict(sorted(groups.items())), title, "ms", clip=True)
+    _boxes(ax, dict(sorted(groups.items())), title, "ms", colours(results))
     return _save(fig, path)
 
 
@@ -159,16 +191,18 @@ def plot_queue_depth(results: list[dict], path: Path) -> bool:
     runs = list(first.values())
     if not runs:
         return False
+    palette = colours(results)
     fig, (ax, rss) = plt.subplots(1, 2, figsize=(13, 4.5))
     for r in runs:
         name = display_name(r["spec"])
-        ax.plot(*zip(*r["series"]["depth"], strict=True), label=name)
+        ax.plot(*zip(*r["series"]["depth"], strict=True), label=name, color=palette[name])
         if r["series"].get("broker_rss_mb"):
-            rss.plot(*zip(*r["series"]["broker_rss_mb"], strict=True), label=name)
+            rss.plot(*zip(*r["series"]["broker_rss_mb"], strict=True), label=name,
+                     color=palette[name])  # fmt: skip
         stop = r["metrics"].get("arrivals_s")
         if stop:
             ax.axvline(stop, color="grey", ls=":", lw=0.8)
-    ax.set(title="overload: queue depth (arrivals at 1.5x capacity, dotted: stop)",
+    ax.set(title="overload: queue depth (arrivals at 1.5x nominal, dotted: stop)",
            xlabel="seconds", ylabel="jobs waiting", ylim=(0, None), xlim=(0, None))  # fmt: skip
     rss.set(title="broker RSS during overload", xlabel="seconds", ylabel="MB", ylim=(0, None))
     for a in (ax, rss):
@@ -177,28 +211,34 @@ def plot_queue_depth(results: list[dict], path: Path) -> bool:
     return _save(fig, path)
 
 
+CPU_PANELS = (("load", "ocr", "OCR cells"), ("pickup", None, "noop pickup + burst cells"))
+
+
 def plot_cpu(results: list[dict], path: Path) -> bool:
-    """Stacked CPU-ms per job per component, per backend (pickup family, else OCR cells)."""
-    per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in results:
-        cpu = r.get("metrics", {}).get("cpu_ms_per_job")
-        if r["status"] == "ok" and cpu:
-            label = f"{display_name(r['spec'])} {r['spec']['workload']} W={r['spec']['workers']}"
-            for comp, value in cpu.items():
-                per[label][comp].append(value or 0.0)
-    if not per:
+    """CPU-ms per job by component, stacked, one bar per backend; one panel per kind of cell
+    (OCR at W = cores, noop pickup), each on its own scale."""
+    panels = []
+    for family, workload, title in CPU_PANELS:
+        per: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in _ok(results, family, workload):
+            for comp, value in (r["metrics"].get("cpu_ms_per_job") or {}).items():
+                per[display_name(r["spec"])][comp].append(value or 0.0)
+        if per:
+            panels.append((title, per))
+    if not panels:
         return False
-    labels = sorted(per)
-    fig, ax = plt.subplots(figsize=(max(7, 0.5 * len(labels) + 3), 5))
-    bottom = [0.0] * len(labels)
-    for comp in CPU_COMPONENTS:
-        heights = [_mean(per[label].get(comp, [])) for label in labels]
-        ax.bar(labels, heights, bottom=bottom, label=comp)
-        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
-    ax.set(title="CPU per job by component", ylabel="CPU ms per job")
-    ax.tick_params(axis="x", rotation=60, labelsize="x-small")
-    ax.legend(fontsize="small")
-    ax.grid(axis="y", alpha=0.3)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(10, 4.2 * len(panels)), squeeze=False)
+    for ax, (title, per) in zip(axes[:, 0], panels, strict=True):
+        labels = sorted(per)
+        bottom = [0.0] * len(labels)
+        for comp in CPU_COMPONENTS:
+            heights = [_mean(per[label].get(comp, [])) for label in labels]
+            ax.bar(labels, heights, bottom=bottom, label=comp)
+            bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+        ax.set(title=f"CPU per job by component: {title} (mean over runs)", ylabel="CPU ms/job")
+        ax.tick_params(axis="x", rotation=30, labelsize="small")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize="x-small", bbox_to_anchor=(1.01, 1), loc="upper left")
     return _save(fig, path)
 
 
@@ -209,7 +249,7 @@ def _mean(values: list[float]) -> float:
 def write_charts(summaries: list[dict], results: list[dict], context: dict, out: Path) -> list[str]:
     """Write every chart the run allows; the file names written."""
     made = {
-        "throughput.png": plot_scaling(summaries, context, out / "throughput.png"),
+        "throughput.png": plot_scaling(summaries, results, context, out / "throughput.png"),
         "latency.png": plot_latency(results, context, out / "latency.png"),
         "pickup.png": plot_pickup(results, context, out / "pickup.png"),
         "queue_depth.png": plot_queue_depth(results, out / "queue_depth.png"),
