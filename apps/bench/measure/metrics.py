@@ -107,6 +107,7 @@ def latency_metrics(jobs: Sequence[JobTimes]) -> dict[str, float | None]:
         "e2e_p50_ms": _ms(percentile(total, 50)),
         "e2e_p95_ms": _ms(percentile(total, 95)),
         "e2e_p99_ms": _ms(percentile(total, 99)),
+        "e2e_max_ms": _ms(max(total, default=None)),
         "pickup_p50_ms": _ms(percentile(pickup, 50)),
         "pickup_p99_ms": _ms(percentile(pickup, 99)),
         "service_p50_ms": _ms(percentile(service, 50)),

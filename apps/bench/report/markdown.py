@@ -73,6 +73,34 @@ def reference_table(summaries: list[dict]) -> list[str]:
     return [f"## Successes and errors: {caption}", ""] + table(header, rows, "lrlrrr")
 
 
+SEED = {1: 25.0, 2: 37.5, 4: 50.0}  # the seed study: % of 16 jobs done within 60 s, per W
+SEED_NOTE = (
+    "The seed study (k6, VUS = ITERATIONS = 16, 60 s deadline, whatever the broker) finished "
+    "25 / 37.5 / 50 % of its 16 jobs with 1 / 2 / 4 workers. Here the slowest job of the "
+    "same scenario is well inside the deadline, so the scenario cannot tell designs apart: "
+    "the deadline sweep (`runbench --family deadline`) finds the N where it bites."
+)
+
+
+def seed_table(summaries: list[dict]) -> list[str]:
+    """The seed's success ratios beside this run's reference cells, with the slowest job."""
+    _, cells = reference_cells(summaries)
+    ref = [s for s in cells if all(s["spec"][k] == v for k, v in REFERENCE.items())]
+    if not ref:
+        return []
+    rows = []
+    for w, seed_pct in SEED.items():
+        for s in sorted(
+            (s for s in ref if s["spec"]["workers"] == w), key=lambda s: s["spec"]["target"]
+        ):
+            m = s["metrics"]
+            slowest = m.get("e2e_max_ms") or m.get("e2e_p99_ms")
+            rows.append([w, f"{seed_pct:g} %", s["spec"]["target"], fmt_pct(m.get("success_ratio")),
+                         NONE if slowest is None else f"{slowest / 1000:.1f} s"])  # fmt: skip
+    header = ["workers", "seed: done in 60 s", "here: target", "done in 60 s", "slowest job"]
+    return ["## The seed study beside this run", "", SEED_NOTE, ""] + table(header, rows, "rrlrr")
+
+
 def targets_table(targets: list[dict]) -> list[str]:
     """Measured value, target and met / not met per check."""
     rows = [
@@ -279,7 +307,7 @@ def render_markdown(
             f"({len(summaries)} load cells). Raw data: cells.csv, jobs.csv, cells.json.",
         ]
     ]
-    parts += [*answer, reference_table(summaries), *families]
+    parts += [*answer, reference_table(summaries), seed_table(summaries), *families]
     parts += [
         targets_table(targets),
         throughput_table(summaries),
