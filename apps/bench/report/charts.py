@@ -18,7 +18,7 @@ from apps.bench.measure.metrics import percentile  # noqa: E402
 from apps.bench.report.decision import display_name  # noqa: E402
 
 DPI = 110
-PALETTE = plt.get_cmap("tab20").colors
+PALETTE = [plt.get_cmap("tab20")(i) for i in range(20)]
 
 
 def colours(results: list[dict]) -> dict[str, tuple]:

@@ -17,6 +17,7 @@ from apps.bench.report.charts import write_charts
 from apps.bench.report.cpu_sections import sections as cpu_sections
 from apps.bench.report.decision import decide
 from apps.bench.report.markdown import render_markdown
+from apps.bench.report.sweep import sweep_table
 
 REPLACED = ("throughput.png", "latency.png", "pickup.png")  # drawn by apps.bench.report.charts
 
@@ -92,6 +93,7 @@ def render_report(
     if previous:
         answer.append(stability_section(Path(previous), decision))
     families = [
+        sweep_table(summaries) if context.get("sweep") else [],
         rf.pickup_table(summaries),
         rf.mixed_table(summaries),
         rf.overload_table(summaries),

@@ -1,9 +1,10 @@
-"""report.md: the reference table first, then targets, throughput, latency and the context."""
+"""report.md: the reference table, the seed beside it, targets, throughput, latency, context."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 
 from apps.bench.measure.aggregate import metric
 from apps.bench.report.targets import REFERENCE
@@ -261,6 +262,17 @@ def skipped_table(summaries: list[dict]) -> list[str]:
     )
 
 
+def wall_time(context: dict) -> str:
+    """': wall time 27 min 12 s' from the run's ISO start and finish ('' when unknown)."""
+    try:
+        start = datetime.fromisoformat(context["started"])
+        end = datetime.fromisoformat(context["finished"])
+    except (KeyError, TypeError, ValueError):
+        return ""
+    minutes, seconds = divmod(int((end - start).total_seconds()), 60)
+    return f": wall time {minutes} min {seconds:02d} s"
+
+
 def context_lines(context: dict) -> list[str]:
     """Machine, versions, commit, command and the bare run_ocr measurement."""
     m, git, bare = context.get("machine", {}), context.get("git", {}), context.get("bare_ocr") or {}
@@ -270,7 +282,7 @@ def context_lines(context: dict) -> list[str]:
         "",
         f"- command: `{context.get('command', '')}`",
         f"- started {context.get('started', '')}, finished {context.get('finished', '')}"
-        f"{' (interrupted)' if context.get('interrupted') else ''}",
+        f"{wall_time(context)}{' (interrupted)' if context.get('interrupted') else ''}",
         f"- git commit: `{git.get('commit') or 'unknown'}`{dirty}",
         f"- machine: {m.get('nproc')} cores, {m.get('cpu_model')}, {m.get('ram_gb')} GB RAM, "
         f"{m.get('os')}",

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from apps.bench.measure.aggregate import summarize
 from apps.bench.models import BenchRun, BenchStatus
+from apps.bench.plan import deadline
 from apps.bench.plan.cells import CellSpec
 from apps.bench.report import chaos_table
 from apps.bench.report.export import write_all
@@ -52,6 +53,7 @@ class BenchOptions:
     families: FamilyParams = FULL
     chaos: ChaosSource | None = None
     previous_run: str | None = None  # a run folder to compare verdicts with (stability)
+    sweep: bool = False  # the deadline sweep: a row stops at its first N under 50 %
 
 
 @dataclass
@@ -172,6 +174,7 @@ def _context(options: BenchOptions) -> dict:
         "command": options.command,
         "started": timezone.now().isoformat(timespec="seconds"),
         "previous_run": options.previous_run,
+        "sweep": options.sweep,
     }
 
 
@@ -204,7 +207,9 @@ def _run_cells(options: BenchOptions, results: list[dict], stream: TextIO, stamp
         stream.write(progress_line(index, total, time.monotonic() - started, spec.cell_id) + "\n")
         stream.flush()
         tag = f"b{stamp}-c{index:03d}-r{spec.repeat:02d}"[:64]
-        if spec.family == "load":
+        if options.sweep and deadline.stopped(spec, results):
+            done = [skipped(spec, tag, "its row already fell below 50 % at a smaller N")]
+        elif spec.family == "load":
             done = [run_cell(spec, tag, options.config)]
         else:
             done = run_family_cell(spec, tag, options.config, options.families)
@@ -212,6 +217,12 @@ def _run_cells(options: BenchOptions, results: list[dict], stream: TextIO, stamp
         for result in done:
             stream.write(cell_line(result) + "\n")
     stream.write(f"all {total} cells done in {format_duration(time.monotonic() - started)}\n")
+
+
+def skipped(spec: CellSpec, tag: str, note: str) -> dict:
+    """The result of a cell that did not run."""
+    return {"spec": spec.as_dict(), "cell_id": spec.cell_id, "tag": tag, "status": "skipped",
+            "note": note, "metrics": {}}  # fmt: skip
 
 
 def _finish(

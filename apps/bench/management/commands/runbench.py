@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from apps.bench.plan import deadline
 from apps.bench.plan.cells import (
     ALL_VERSIONS,
     QUEUE_VERSIONS,
@@ -116,9 +117,11 @@ class Command(BaseCommand):
         )
         add(
             "--family",
-            choices=["submit"],
+            choices=["submit", "deadline"],
             default=None,
-            help="submit: POST capacity of V3-V6 and the aliases (noop, workers running)",
+            help="submit: POST capacity of V3-V6 and the aliases (noop, workers running); "
+            "deadline: N = 16..128 OCR jobs at once per target and W, where the 60 s deadline "
+            "bites (--versions, --workers; default V2-V6 at W = 1, 2)",
         )
         add("--submit-users", default="64,256", help="--family submit: concurrent users")
         add("--submit-workers", default="2", help="--family submit: runworker processes")
@@ -156,6 +159,7 @@ class Command(BaseCommand):
             families=families,
             chaos=_chaos_source(opts, cells),
             previous_run=_previous_run(opts),
+            sweep=opts["family"] == "deadline",
         )
         estimate = estimate_total_s(cells, families, ocr_job_s=OCR_JOB_S, cores=os.cpu_count() or 2)
         self.stderr.write(
@@ -214,6 +218,10 @@ class Command(BaseCommand):
                 repeat=opts["repeat"],
             )
             return build_matrix(params)
+        if opts["family"] == "deadline":
+            targets = versions if opts["versions"] else list(deadline.TARGETS)
+            workers = parse_int_list(opts["workers"]) if opts["workers"] else list(deadline.WORKERS)
+            return deadline.deadline_cells(targets + backends_if_given(opts, backends), workers)
         if opts["quick"]:
             submit = build_matrix(submit_cells.quick_params("v3")) if "v3" in versions else []
             return quick_plan(backends) + submit
@@ -275,6 +283,11 @@ def _chaos_source(opts: dict, cells) -> ChaosSource | None:
     if opts["chaos"]:
         return ChaosSource(backends=sorted({c.backend for c in cells if c.kind == "queue"}))
     return None
+
+
+def backends_if_given(opts: dict, backends: list[str]) -> list[str]:
+    """Aliases named with --backends (the default extra aliases only for full runs)."""
+    return list(backends) if opts["backends"] else []
 
 
 def _previous_run(opts: dict) -> str | None:
