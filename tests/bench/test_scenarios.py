@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CHECKS = {
     "pickup": ("## Pickup latency and noop capacity", "pickup.png"),
     "mixed": ("## Mixed job sizes: head-of-line blocking", "latency.png"),
-    "overload": ("## Overload: 1.5x capacity, then stop", "queue_depth.png"),
+    "overload": ("## Overload: 1.5x the nominal rate, then stop", "queue_depth.png"),
 }
 
 
