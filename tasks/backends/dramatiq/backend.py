@@ -21,10 +21,12 @@ from tasks.backends.dramatiq.broker import (
     Broker,
     RabbitmqBroker,
     build_broker,
+    lab_heartbeat_timeout_s,
     make_message,
     queue_name,
     time_limit_s,
 )
+from tasks.backends.timers import RedeliveryTimer, Tuning, rabbitmq_consumer_timeout
 
 CLI_MODULE = "tasks.backends.dramatiq"  # `python -m` it: Dramatiq's CLI + die_with_parent
 SETUP_WORKER = "tasks.backends.dramatiq.worker:setup_worker"  # by name: never imported here
@@ -44,7 +46,7 @@ class DramatiqBackend(Backend):
         """This alias's broker, built on first use from OPTIONS["url"]."""
         with self._lock:
             if self._broker is None:
-                self._broker = build_broker(self.options["url"])
+                self._broker = build_broker(self.options["url"], self.options)
             return self._broker
 
     @property
@@ -79,6 +81,27 @@ class DramatiqBackend(Backend):
             "dramatiq_worker_timeout": str(POLL_MS),
         }
         return WorkerCommand(f"dramatiq[{self.alias}]", argv, env, stop_timeout_s + STOP_MARGIN_S)
+
+    def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
+        """RabbitMQ's consumer_timeout, or Dramatiq's Redis heartbeat_timeout: a worker
+        busy on its one prefetched message sends no heartbeat, so past it another
+        worker's maintenance pass requeues the message."""
+        if not self.options["url"].startswith(("redis://", "rediss://")):
+            return rabbitmq_consumer_timeout(scaled_s=scaled_s, lab_s=time_limit_s() + 60.0)
+        often = {"maintenance_chance": 100_000}  # 10 % of commands: seen within seconds
+        return RedeliveryTimer(
+            name="heartbeat_timeout",
+            owner="Dramatiq's Redis broker",
+            default="60 s (maintenance on 0.1 % of commands)",
+            defaults=Tuning(
+                f"heartbeat_timeout {scaled_s:g} s",
+                options={**often, "heartbeat_timeout_s": scaled_s},
+            ),
+            lab=Tuning(
+                f"heartbeat_timeout {lab_heartbeat_timeout_s():g} s (above the time limit)",
+                options=often,
+            ),
+        )
 
     def close(self) -> None:
         with self._lock:
