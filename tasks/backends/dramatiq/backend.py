@@ -12,6 +12,8 @@ import sys
 import threading
 from uuid import UUID
 
+from django.conf import settings
+
 from tasks.backends.base import COMMAND_STOP_GRACE_S, Backend, BackendUnavailable, WorkerCommand
 from tasks.backends.dramatiq.broker import (
     ALIAS_ENV,
@@ -88,7 +90,10 @@ class DramatiqBackend(Backend):
         worker's maintenance pass requeues the message."""
         if not self.options["url"].startswith(("redis://", "rediss://")):
             return rabbitmq_consumer_timeout(scaled_s=scaled_s, lab_s=time_limit_s() + 60.0)
-        often = {"maintenance_chance": 100_000}  # 10 % of commands: seen within seconds
+        often = {  # maintenance on 10 % of commands: seen within seconds; own heartbeats
+            "maintenance_chance": 100_000,
+            "namespace": f"{settings.QUEUE_PREFIX}-dramatiq",
+        }
         return RedeliveryTimer(
             name="heartbeat_timeout",
             owner="Dramatiq's Redis broker",
