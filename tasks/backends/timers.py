@@ -47,6 +47,11 @@ def rabbitmq_consumer_timeout(*, scaled_s: float, lab_s: float) -> RedeliveryTim
         default=f"{RABBITMQ_CONSUMER_TIMEOUT_S / 60:g} min",
         defaults=Tuning(f"consumer_timeout {scaled_s:g} s", broker_s=scaled_s),
         lab=Tuning(f"consumer_timeout {lab_s:g} s (above the job time limit)", broker_s=lab_s),
-        log_signs=(r"PRECONDITION_FAILED", r"[Cc]onnection to broker lost", r"acknowledgement"),
+        log_signs=(
+            r"PRECONDITION_FAILED",
+            r"Unrecoverable error",
+            r"[Cc]onnection to broker lost",
+            r"exited with \S+; restarting",
+        ),
         broker=BROKER_RABBITMQ,
     )

@@ -102,6 +102,11 @@ def _ints(values: list[int]) -> str:
     return ",".join(str(v) for v in values) or "-"
 
 
+def _one_line(text: str, width: int = 120) -> str:
+    text = " ".join(text.split()).replace("|", "/")
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _signs(row: Row) -> str:
     if not row.signs:
         return "nothing"
@@ -111,7 +116,12 @@ def _signs(row: Row) -> str:
 def _cells(row: Row) -> list[str]:
     head = [f"`{row.backend}`", MODES.get(row.mode, row.mode)]
     if not row.ran:
-        return [*head, row.note, *["-"] * 6, f"{row.timer or '-'} ({row.default or '-'})"]
+        return [
+            *head,
+            _one_line(row.note),
+            *["-"] * 6,
+            f"{row.timer or '-'} ({row.default or '-'})",
+        ]
     wall = "not all" if row.wall_s is None else f"{row.wall_s:.1f}"
     return [
         *head,
@@ -140,9 +150,11 @@ HEADER = (
 )
 
 
-def markdown(rows: list[Row], *, command: str = "", params: dict | None = None) -> str:
-    """The table, with what was run above it."""
-    lines = ["# Long jobs: jobs that outlive the broker's own redelivery timer", ""]
+def markdown(
+    rows: list[Row], *, command: str = "", params: dict | None = None, level: int = 1
+) -> str:
+    """The table, with what was run above it (`level`: of its heading)."""
+    lines = [f"{'#' * level} Long jobs: jobs that outlive the broker's own redelivery timer", ""]
     if params:
         lines.append(
             "Each run: {jobs} `sleep:{job_s:g}` jobs on {workers} worker slots per backend; "
@@ -155,7 +167,8 @@ def markdown(rows: list[Row], *, command: str = "", params: dict | None = None) 
         "",
         "Executions: claims in the job rows (`attempts`) / `job <id> started` lines in the "
         "workers' logs. Deliveries: started + `skipped` lines (a copy the job-row guard "
-        "refused). Results refused: an attempt that lost its claim could not store.",
+        "refused). Results refused: an attempt that lost its claim could not store. Wall: "
+        "first job created (its workers still starting) to last finished.",
         "",
         "| " + " | ".join(HEADER) + " |",
         "|" + "---|" * len(HEADER),

@@ -59,12 +59,15 @@ def app_config(alias: str, url: str, options: dict | None = None) -> dict:
     """Celery settings for one alias (see the module docstring for the why)."""
     queue = queue_name(alias)
     hard_limit_s = settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S
-    visibility_s = (options or {}).get("visibility_timeout_s", lab_visibility_timeout_s())
+    opts = options or {}
+    visibility_s = opts.get("visibility_timeout_s", lab_visibility_timeout_s())
     return {
         "broker_url": url,
         "broker_connection_timeout": CONNECT_TIMEOUT_S,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": transport_options(url, float(visibility_s)),
+        "broker_transport_options": transport_options(
+            url, float(visibility_s), opts.get("restore_every_s")
+        ),
         "task_queues": [_queue(queue, url, hard_limit_s)],
         "task_default_queue": queue,
         "task_acks_late": True,
@@ -99,13 +102,20 @@ def lab_consumer_timeout_s() -> float:
     return settings.JOB_TIME_LIMIT_S + 2 * HARD_LIMIT_MARGIN_S
 
 
-def transport_options(url: str, visibility_timeout_s: float) -> dict:
-    if url.startswith(("redis://", "rediss://")):
-        return {
-            "visibility_timeout": visibility_timeout_s,
-            "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        }
-    return {}
+def transport_options(
+    url: str, visibility_timeout_s: float, restore_every_s: float | None = None
+) -> dict:
+    """Redis: the visibility timeout; `restore_every_s` sweeps for messages past it that
+    often (kombu's default sweep: every 10th call of a 10 s timer, ~100 s)."""
+    if not url.startswith(("redis://", "rediss://")):
+        return {}
+    options = {
+        "visibility_timeout": visibility_timeout_s,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+    }
+    if restore_every_s:
+        options |= {"unacked_restore_interval": restore_every_s, "unacked_restore_throttle": 1}
+    return options
 
 
 def _queue(name: str, url: str, hard_limit_s: float) -> Queue:

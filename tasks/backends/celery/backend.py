@@ -88,15 +88,17 @@ class CeleryBackend(Backend):
         """RabbitMQ's consumer_timeout (broker-wide before 3.12) or, on Redis, the
         transport's visibility_timeout; acks_late stays on in both runs."""
         if self.options["url"].startswith(("redis://", "rediss://")):
+            every_s = max(1.0, scaled_s / 10)  # kombu sweeps every ~100 s: scaled too
+            sweep = {"restore_every_s": every_s}
             return RedeliveryTimer(
                 name="visibility_timeout",
                 owner="Celery's Redis transport (kombu)",
                 default="1 h",
                 defaults=Tuning(
-                    f"visibility_timeout {scaled_s:g} s",
-                    options={"visibility_timeout_s": scaled_s},
+                    f"visibility_timeout {scaled_s:g} s, swept every {every_s:g} s",
+                    options={**sweep, "visibility_timeout_s": scaled_s},
                 ),
-                lab=Tuning(f"visibility_timeout {lab_visibility_timeout_s():g} s"),
+                lab=Tuning(f"visibility_timeout {lab_visibility_timeout_s():g} s", options=sweep),
                 log_signs=(r"[Rr]estor\w* .*unacked",),
             )
         return rabbitmq_consumer_timeout(scaled_s=scaled_s, lab_s=lab_consumer_timeout_s())

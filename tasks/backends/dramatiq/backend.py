@@ -17,13 +17,13 @@ from django.conf import settings
 from tasks.backends.base import COMMAND_STOP_GRACE_S, Backend, BackendUnavailable, WorkerCommand
 from tasks.backends.dramatiq.broker import (
     ALIAS_ENV,
+    DEFAULT_HEARTBEAT_TIMEOUT_S,
     POLL_MS,
     PREFETCH,
     PUBLISH_ERRORS,
     Broker,
     RabbitmqBroker,
     build_broker,
-    lab_heartbeat_timeout_s,
     make_message,
     queue_name,
     time_limit_s,
@@ -85,9 +85,8 @@ class DramatiqBackend(Backend):
         return WorkerCommand(f"dramatiq[{self.alias}]", argv, env, stop_timeout_s + STOP_MARGIN_S)
 
     def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
-        """RabbitMQ's consumer_timeout, or Dramatiq's Redis heartbeat_timeout: a worker
-        busy on its one prefetched message sends no heartbeat, so past it another
-        worker's maintenance pass requeues the message."""
+        """RabbitMQ's consumer_timeout, or Dramatiq's Redis heartbeat_timeout: past it
+        another worker's maintenance pass requeues the messages of a silent process."""
         if not self.options["url"].startswith(("redis://", "rediss://")):
             return rabbitmq_consumer_timeout(scaled_s=scaled_s, lab_s=time_limit_s() + 60.0)
         often = {  # maintenance on 10 % of commands: seen within seconds; own heartbeats
@@ -103,7 +102,7 @@ class DramatiqBackend(Backend):
                 options={**often, "heartbeat_timeout_s": scaled_s},
             ),
             lab=Tuning(
-                f"heartbeat_timeout {lab_heartbeat_timeout_s():g} s (above the time limit)",
+                f"heartbeat_timeout {DEFAULT_HEARTBEAT_TIMEOUT_S:g} s (Dramatiq's own)",
                 options=often,
             ),
         )

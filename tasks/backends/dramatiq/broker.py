@@ -56,6 +56,7 @@ REDIS_CONNECT_TIMEOUT_S = 2.0
 # What a failed enqueue raises: Dramatiq's errors, pika's, redis-py's, socket errors.
 PUBLISH_ERRORS: tuple[type[BaseException], ...] = (OSError, DramatiqError, AMQPError, RedisError)
 DEFAULT_MAINTENANCE_CHANCE = 1000  # Dramatiq's: 1 in 1000 Redis commands
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0  # Dramatiq's
 DEFAULT_NAMESPACE = "dramatiq"
 
 
@@ -64,19 +65,14 @@ def time_limit_s() -> float:
     return settings.JOB_TIME_LIMIT_S + TIME_LIMIT_MARGIN_S
 
 
-def lab_heartbeat_timeout_s() -> float:
-    """Redis: a worker silent this long (busy: one thread, prefetch 1, so it fetches
-    nothing while its job runs) has its messages requeued. Above the actor time limit."""
-    return time_limit_s() + TIME_LIMIT_MARGIN_S
-
-
 def build_broker(url: str, options: dict | None = None) -> Broker:
     """A RabbitmqBroker (amqp://) or RedisBroker (redis://) for `url`, default middleware.
-    On Redis, `options` (the alias's OPTIONS) may set `heartbeat_timeout_s` (default
-    above the time limit), `maintenance_chance` (per million commands) and `namespace`."""
+    On Redis, `options` (the alias's OPTIONS) may set `heartbeat_timeout_s` (Dramatiq's
+    60 s: a worker process heartbeats on every command of any of its consumers, so one
+    busy job does not silence it), `maintenance_chance` (per million) and `namespace`."""
     if url.startswith(("redis://", "rediss://")):
         opts = options or {}
-        heartbeat_s = opts.get("heartbeat_timeout_s", lab_heartbeat_timeout_s())
+        heartbeat_s = opts.get("heartbeat_timeout_s", DEFAULT_HEARTBEAT_TIMEOUT_S)
         pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
         return RedisBroker(
             client=redis.Redis(connection_pool=pool),
