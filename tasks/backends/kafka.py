@@ -183,7 +183,7 @@ class KafkaBackend(Backend):
                 f"max.poll.interval.ms {scaled_ms}", options={"max_poll_interval_ms": scaled_ms}
             ),
             lab=Tuning(f"max.poll.interval.ms {lab_max_poll_interval_ms()} (time limit + 60 s)"),
-            log_signs=(r"MAXPOLL|maximum poll interval", r"commit of .* failed", r"[Rr]ebalanc"),
+            log_signs=(r"MAXPOLL", r"Commit failed: [^\"]+"),
         )
 
     def ensure_topic(self) -> None:

@@ -228,7 +228,8 @@ def worker_env(run: Run, *, params: Params, prefix: str) -> dict[str, str]:
         "OCRLAB_QUEUE_PREFIX": prefix,
         "JOB_TIME_LIMIT_S": f"{params.time_limit_s:g}",
         "RELAY_INTERVAL_S": "1",
-        "RELAY_PENDING_GRACE_S": "15",  # no relay copies of jobs published meanwhile
+        "RELAY_PENDING_GRACE_S": "15",  # no relay copies of jobs published while
+        "RELAY_QUEUED_STALE_S": "600",  # the workers start (the relay is not measured)
         "PYTHONUNBUFFERED": "1",
         "OCRLAB_BACKEND_OPTIONS": json.dumps({run.alias: run.options}),
         **run.tuning.env,
