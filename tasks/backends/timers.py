@@ -46,7 +46,7 @@ def rabbitmq_consumer_timeout(*, scaled_s: float, lab_s: float) -> RedeliveryTim
         owner="RabbitMQ broker (broker-wide on 3.10)",
         default=f"{RABBITMQ_CONSUMER_TIMEOUT_S / 60:g} min",
         defaults=Tuning(f"consumer_timeout {scaled_s:g} s", broker_s=scaled_s),
-        lab=Tuning(f"consumer_timeout {lab_s:g} s (above the job time limit)", broker_s=lab_s),
+        lab=Tuning(f"consumer_timeout {lab_s:g} s (the lab's, above its limit)", broker_s=lab_s),
         log_signs=(
             r"PRECONDITION_FAILED",
             r"Unrecoverable error",
