@@ -62,6 +62,7 @@ def test_markdown_and_exports(tmp_path):
     assert (tmp_path / "long_jobs.csv").read_text().count("\n") == 3
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_db_and_redis_jobs_longer_than_their_timer(tmp_path, monkeypatch):
     """Defaults: the lease (no renewal) and XAUTOCLAIM (entry not refreshed) bring each
