@@ -1,5 +1,6 @@
 """Settings: every address comes from the environment, with defaults for a local machine."""
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,9 @@ REQUEST_MAX_BYTES = env_int("REQUEST_MAX_BYTES", UPLOAD_MAX_BYTES + 1024 * 1024)
 JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3)
 JOB_TIME_LIMIT_S = env_float("JOB_TIME_LIMIT_S", 300.0)
 JOB_LEASE_S = env_float("JOB_LEASE_S", 30.0)
+# A running job's heartbeat extends its lease every third of JOB_LEASE_S. Off (0) only to
+# measure what a lease without renewal does to jobs longer than it (the long-jobs bench).
+JOB_LEASE_RENEWAL = env_bool("JOB_LEASE_RENEWAL", True)
 # `python manage.py purge_jobs` deletes finished jobs (rows, uploads, PDFs) older than this.
 JOB_RETENTION_DAYS = env_float("JOB_RETENTION_DAYS", 7.0)
 # Retry backoff (apps/jobs/retry.py): attempt n waits ~BASE * 2**(n-1) s, at most MAX.
@@ -250,6 +254,11 @@ JOB_BACKENDS = {
     # In-process queue for the fast core tests (one process only: no runworker).
     "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend", "IN_PROCESS": True},
 }
+# OCRLAB_BACKEND_OPTIONS (JSON: {"alias": {"option": value}}) is merged into those
+# OPTIONS: how a bench or test hands its worker processes other timer settings.
+for _alias, _extra in json.loads(os.environ.get("OCRLAB_BACKEND_OPTIONS") or "{}").items():
+    JOB_BACKENDS[_alias] = {**JOB_BACKENDS[_alias]}
+    JOB_BACKENDS[_alias]["OPTIONS"] = {**JOB_BACKENDS[_alias].get("OPTIONS", {}), **_extra}
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
 # outbox relay at work. Which alias each of V3-V6 submits to: apps/jobs/versions.py.
 

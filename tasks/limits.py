@@ -32,8 +32,8 @@ class LeaseLost(Exception):
 class Lease:
     """Extends the job's lease every third of JOB_LEASE_S; survives database errors."""
 
-    def __init__(self, job_id: UUID, attempt: int, lease_s: float):
-        self.job_id, self.attempt = job_id, attempt
+    def __init__(self, job_id: UUID, attempt: int, lease_s: float, *, renew: bool = True):
+        self.job_id, self.attempt, self.renew = job_id, attempt, renew
         self.every_s = lease_s / 3
         self.next_at = time.monotonic() + self.every_s
         self.failures = 0
@@ -44,6 +44,9 @@ class Lease:
     def tick(self) -> None:
         """Heartbeat if due. Raises LeaseLost when the database says the job is not ours."""
         if time.monotonic() < self.next_at:
+            return
+        if not self.renew:  # JOB_LEASE_RENEWAL off: the lease runs out mid-job
+            self.next_at = time.monotonic() + self.every_s
             return
         try:
             held = services.job_heartbeat(job_id=self.job_id, attempt=self.attempt)

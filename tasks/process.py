@@ -62,6 +62,7 @@ def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) 
         OUTCOMES[outcome] += 1
         return outcome
     started = time.monotonic()
+    log.info("job %s started attempt=%d worker=%s", job_id, job.attempts, worker)
     outcome = _run(job, worker)
     OUTCOMES[outcome] += 1
     log.info(
@@ -89,7 +90,7 @@ def _request(job: OcrJob) -> WorkRequest:
 
 
 def _run(job: OcrJob, worker: str) -> str:
-    lease = Lease(job.id, job.attempts, settings.JOB_LEASE_S)
+    lease = Lease(job.id, job.attempts, settings.JOB_LEASE_S, renew=settings.JOB_LEASE_RENEWAL)
     try:
         reply = run_limited(_request(job), lease=lease, time_limit_s=settings.JOB_TIME_LIMIT_S)
     except LeaseLost as exc:

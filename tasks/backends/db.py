@@ -18,6 +18,7 @@ from django.db import DatabaseError, connection
 from apps.jobs import services
 from apps.jobs.models import READY, OcrJob
 from tasks.backends.base import Backend, Message
+from tasks.backends.timers import RedeliveryTimer, Tuning
 
 log = logging.getLogger(__name__)
 POLL_FALLBACK_S = 1.0
@@ -39,6 +40,20 @@ class DatabaseBackend(Backend):
 
     def purge(self) -> None:
         OcrJob.objects.filter(backend=self.alias, status__in=READY).delete()
+
+    def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
+        """The lease: past it the relay puts a RUNNING job back; renewal keeps it alive."""
+        lease = {"JOB_LEASE_S": f"{scaled_s:g}"}
+        return RedeliveryTimer(
+            name="lease (JOB_LEASE_S)",
+            owner="the job row (relay requeues an expired lease)",
+            default=f"{settings.JOB_LEASE_S:g} s, renewed every third",
+            defaults=Tuning(
+                f"lease {scaled_s:g} s, no renewal", env={**lease, "JOB_LEASE_RENEWAL": "0"}
+            ),
+            lab=Tuning(f"lease {scaled_s:g} s, renewed every {scaled_s / 3:g} s", env=lease),
+            log_signs=(r"relay \S+: \{'expired': [1-9]", r"no longer held|stale"),
+        )
 
 
 class TableConsumer:

@@ -48,6 +48,7 @@ from uuid import UUID
 from django.conf import settings
 
 from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
+from tasks.backends.timers import RedeliveryTimer, Tuning
 
 ck = require("confluent_kafka", "confluent-kafka")
 ck_admin = require("confluent_kafka.admin", "confluent-kafka")
@@ -166,9 +167,24 @@ class KafkaBackend(Backend):
             "session.timeout.ms": settings.KAFKA_SESSION_TIMEOUT_MS,
             "heartbeat.interval.ms": max(100, settings.KAFKA_SESSION_TIMEOUT_MS // 3),
             "max.poll.interval.ms": int(
-                (settings.JOB_TIME_LIMIT_S + POLL_INTERVAL_MARGIN_S) * 1000
+                self.options.get("max_poll_interval_ms", lab_max_poll_interval_ms())
             ),
         }
+
+    def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
+        """librdkafka's max.poll.interval.ms: a consumer that does not poll this long
+        leaves the group; its partitions move and the uncommitted message is read again."""
+        scaled_ms = max(int(scaled_s * 1000), settings.KAFKA_SESSION_TIMEOUT_MS)
+        return RedeliveryTimer(
+            name="max.poll.interval.ms",
+            owner="librdkafka consumer",
+            default="300000 ms (5 min)",
+            defaults=Tuning(
+                f"max.poll.interval.ms {scaled_ms}", options={"max_poll_interval_ms": scaled_ms}
+            ),
+            lab=Tuning(f"max.poll.interval.ms {lab_max_poll_interval_ms()} (time limit + 60 s)"),
+            log_signs=(r"MAXPOLL", r"Commit failed: [^\"]+"),
+        )
 
     def ensure_topic(self) -> None:
         """Create the topic with KAFKA_PARTITIONS partitions unless it exists."""
@@ -236,6 +252,11 @@ class KafkaBackend(Backend):
                 self._producer.flush(DELIVERY_TIMEOUT_S)
                 self._producer = None
         self._topic_ready = False
+
+
+def lab_max_poll_interval_ms() -> int:
+    """Above the longest job: a consumer polls nothing while its job runs."""
+    return int((settings.JOB_TIME_LIMIT_S + POLL_INTERVAL_MARGIN_S) * 1000)
 
 
 class TopicConsumer:

@@ -29,6 +29,7 @@ from uuid import UUID
 from django.conf import settings
 
 from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
+from tasks.backends.timers import RedeliveryTimer, Tuning
 
 redis = require("redis", "redis")
 log = logging.getLogger(__name__)
@@ -98,6 +99,24 @@ class RedisStreamsBackend(Backend):
         self.client.delete(self.stream, self.dead_stream)
         self._group_ready = False
 
+    def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
+        """XAUTOCLAIM's min-idle time; the lab refreshes a running job's entry."""
+        idle = {"claim_idle_s": scaled_s}
+        return RedeliveryTimer(
+            name="XAUTOCLAIM min-idle-time",
+            owner="the consumer group's workers (this lab: JOB_LEASE_S)",
+            default=f"{settings.JOB_LEASE_S:g} s (no refresh in a plain consumer group)",
+            defaults=Tuning(
+                f"min-idle {scaled_s:g} s, entry not refreshed",
+                options={**idle, "refresh_pending": False},
+            ),
+            lab=Tuning(
+                f"min-idle {scaled_s:g} s, entry refreshed every {scaled_s / 3:g} s (XCLAIM)",
+                options=idle,
+            ),
+            log_signs=(r"took over entry",),
+        )
+
     def close(self) -> None:
         """Close this process's connection pool."""
         if self._client is not None:
@@ -113,8 +132,10 @@ class StreamWorker:
     def __init__(self, backend: RedisStreamsBackend, name: str):
         self.backend, self.name = backend, name
         self.r, self.stream = backend.client, backend.stream
-        self.min_idle_ms = int(settings.JOB_LEASE_S * 1000)
-        self.upkeep_every_s = settings.JOB_LEASE_S / 3
+        idle_s = float(backend.options.get("claim_idle_s", settings.JOB_LEASE_S))
+        self.min_idle_ms = int(idle_s * 1000)
+        self.upkeep_every_s = idle_s / 3
+        self.refresh = bool(backend.options.get("refresh_pending", True))
         self.next_upkeep = 0.0
         self.cursor = "0-0"
         log.info("consuming stream %s as %s", self.stream, self.name)
@@ -128,7 +149,8 @@ class StreamWorker:
         thread = threading.Thread(
             target=self._touch, args=(entry_id, done), name=f"touch-{entry_id}", daemon=True
         )
-        thread.start()
+        if self.refresh:  # off only to measure what XAUTOCLAIM does to a long job
+            thread.start()
         return Message(job_id=fields.get("job_id") or "", token=(entry_id, done, thread))
 
     def ack(self, message: Message) -> None:
@@ -145,7 +167,8 @@ class StreamWorker:
     def _release(self, message: Message) -> str:
         entry_id, done, thread = message.token
         done.set()
-        thread.join()
+        if thread.is_alive():
+            thread.join()
         return entry_id
 
     def _touch(self, entry_id: str, done: threading.Event) -> None:

@@ -99,6 +99,7 @@ def render_report(
         rf.overload_table(summaries),
         rf.faults_table(context.get("chaos") or [], context.get("chaos_note", "")),
         rf.cost_table(results),
+        context.get("long_jobs_section") or [],  # apps/bench/run/long_jobs.py
     ]
     extra = cpu_sections(load)  # CPU per component, submit capacity
     return render_markdown(load, targets, context, plots, extra, answer=answer, families=families)

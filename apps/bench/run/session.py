@@ -10,7 +10,7 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -22,12 +22,15 @@ from apps.bench.models import BenchRun, BenchStatus
 from apps.bench.plan import deadline
 from apps.bench.plan.cells import CellSpec
 from apps.bench.report import chaos_table
+from apps.bench.report import long_jobs as long_jobs_table
 from apps.bench.report.export import write_all
 from apps.bench.report.submit_targets import evaluate_load
 from apps.bench.report.targets import evaluate
 from apps.bench.run import context
 from apps.bench.run.cell import RunConfig, run_cell
 from apps.bench.run.families import FULL, FamilyParams, run_family_cell
+from apps.bench.run.long_jobs import Params as LongJobsParams
+from apps.bench.run.long_jobs import run_long_jobs
 from apps.ocr.corpus import ensure_corpus, resolve
 from apps.ocr.engine import PredictRequest, run_ocr
 from tasks.backends.registry import reset_backends
@@ -54,6 +57,7 @@ class BenchOptions:
     chaos: ChaosSource | None = None
     previous_run: str | None = None  # a run folder to compare verdicts with (stability)
     sweep: bool = False  # the deadline sweep: a row stops at its first N under 50 %
+    long_jobs: list[str] | None = None  # aliases of the long-jobs family (None: not run)
 
 
 @dataclass
@@ -152,6 +156,7 @@ def run_bench(options: BenchOptions, *, stream: TextIO | None = None) -> BenchOu
         _bare(options, context, stream)
         _run_cells(options, results, stream, stamp=timezone.now().strftime("%y%m%d%H%M%S"))
         _chaos(options, context, stream)
+        _long_jobs(options, context, stream)
     except KeyboardInterrupt:
         status = BenchStatus.INTERRUPTED
         stream.write(
@@ -199,6 +204,21 @@ def _chaos(options: BenchOptions, context: dict, stream: TextIO) -> None:
     if note:
         context["chaos_note"] = note
         stream.write(f"    chaos: {note}\n")
+
+
+def _long_jobs(options: BenchOptions, context: dict, stream: TextIO) -> None:
+    """The long-jobs family into the run's folder (long_jobs.md/.json/.csv) and report."""
+    if options.long_jobs is None:
+        return
+    stream.write(f"long-jobs family on {', '.join(options.long_jobs)}...\n")
+    started = time.monotonic()
+    out_dir = options.config.out_dir
+    params = LongJobsParams()
+    rows = run_long_jobs(out_dir=out_dir, aliases=options.long_jobs, params=params)
+    long_jobs_table.write(rows, out_dir, command=options.command, params=asdict(params))
+    text = long_jobs_table.markdown(rows, params=asdict(params), level=2)
+    context["long_jobs_section"] = text.rstrip("\n").split("\n")
+    stream.write(f"    long jobs: {format_duration(time.monotonic() - started)}\n")
 
 
 def _run_cells(options: BenchOptions, results: list[dict], stream: TextIO, stamp: str) -> None:

@@ -47,22 +47,27 @@ DB_REUSE_MAX_TASKS = 1000
 PUBLISH_ERRORS: tuple[type[BaseException], ...] = (OperationalError, OSError)
 
 
-def make_app(alias: str, url: str) -> Celery:
-    """A Celery app for one alias: its broker URL and its queue (no task registered)."""
+def make_app(alias: str, url: str, options: dict | None = None) -> Celery:
+    """A Celery app for one alias: its broker URL and its queue (no task registered).
+    `options` (the alias's OPTIONS) may set `visibility_timeout_s` (Redis only)."""
     app = Celery(f"ocrlab-{alias}", set_as_current=False)
-    app.conf.update(app_config(alias, url))
+    app.conf.update(app_config(alias, url, options or {}))
     return app
 
 
-def app_config(alias: str, url: str) -> dict:
+def app_config(alias: str, url: str, options: dict | None = None) -> dict:
     """Celery settings for one alias (see the module docstring for the why)."""
     queue = queue_name(alias)
     hard_limit_s = settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S
+    opts = options or {}
+    visibility_s = opts.get("visibility_timeout_s", lab_visibility_timeout_s())
     return {
         "broker_url": url,
         "broker_connection_timeout": CONNECT_TIMEOUT_S,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": transport_options(url, hard_limit_s),
+        "broker_transport_options": transport_options(
+            url, float(visibility_s), opts.get("restore_every_s")
+        ),
         "task_queues": [_queue(queue, url, hard_limit_s)],
         "task_default_queue": queue,
         "task_acks_late": True,
@@ -87,20 +92,36 @@ def app_config(alias: str, url: str) -> dict:
     }
 
 
-def transport_options(url: str, hard_limit_s: float) -> dict:
-    if url.startswith(("redis://", "rediss://")):
-        # Unacked messages come back after this: keep it well above the longest job.
-        return {
-            "visibility_timeout": max(3600.0, 2 * hard_limit_s),
-            "socket_connect_timeout": CONNECT_TIMEOUT_S,
-        }
-    return {}
+def lab_visibility_timeout_s() -> float:
+    """Redis: unacked messages come back after this; well above the longest job."""
+    return max(3600.0, 2 * (settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S))
+
+
+def lab_consumer_timeout_s() -> float:
+    """RabbitMQ: what the broker's consumer_timeout must exceed (x-consumer-timeout)."""
+    return settings.JOB_TIME_LIMIT_S + 2 * HARD_LIMIT_MARGIN_S
+
+
+def transport_options(
+    url: str, visibility_timeout_s: float, restore_every_s: float | None = None
+) -> dict:
+    """Redis: the visibility timeout; `restore_every_s` sweeps for messages past it that
+    often (kombu's default sweep: every 10th call of a 10 s timer, ~100 s)."""
+    if not url.startswith(("redis://", "rediss://")):
+        return {}
+    options = {
+        "visibility_timeout": visibility_timeout_s,
+        "socket_connect_timeout": CONNECT_TIMEOUT_S,
+    }
+    if restore_every_s:
+        options |= {"unacked_restore_interval": restore_every_s, "unacked_restore_throttle": 1}
+    return options
 
 
 def _queue(name: str, url: str, hard_limit_s: float) -> Queue:
     args = None
     if url.startswith(("amqp://", "amqps://", "pyamqp://")):
-        args = {"x-consumer-timeout": int((hard_limit_s + HARD_LIMIT_MARGIN_S) * 1000)}
+        args = {"x-consumer-timeout": int(lab_consumer_timeout_s() * 1000)}
         if hard_limit_s >= RABBITMQ_CONSUMER_TIMEOUT_S:
             log.warning(
                 "Celery hard time limit %.0fs is above RabbitMQ's default "

@@ -21,9 +21,12 @@ from tasks.backends.celery.app import (
     PUBLISH_ERRORS,
     TASK_NAME,
     Celery,
+    lab_consumer_timeout_s,
+    lab_visibility_timeout_s,
     make_app,
     queue_name,
 )
+from tasks.backends.timers import RedeliveryTimer, Tuning, rabbitmq_consumer_timeout
 
 WORKER_MODULE = "tasks.backends.celery.worker"  # by name: the API never imports it
 WORKER_ARGS = (
@@ -45,7 +48,7 @@ class CeleryBackend(Backend):
         """This alias's Celery app, built on first use from OPTIONS["url"]."""
         with self._lock:
             if self._app is None:
-                self._app = make_app(self.alias, self.options["url"])
+                self._app = make_app(self.alias, self.options["url"], self.options)
             return self._app
 
     @property
@@ -80,6 +83,25 @@ class CeleryBackend(Backend):
             env={ALIAS_ENV: self.alias},
             stop_timeout_s=settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S + COMMAND_STOP_GRACE_S,
         )
+
+    def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
+        """RabbitMQ's consumer_timeout (broker-wide before 3.12) or, on Redis, the
+        transport's visibility_timeout; acks_late stays on in both runs."""
+        if self.options["url"].startswith(("redis://", "rediss://")):
+            every_s = max(1.0, scaled_s / 10)  # kombu sweeps every ~100 s: scaled too
+            sweep = {"restore_every_s": every_s}
+            return RedeliveryTimer(
+                name="visibility_timeout",
+                owner="Celery's Redis transport (kombu)",
+                default="1 h",
+                defaults=Tuning(
+                    f"visibility_timeout {scaled_s:g} s, swept every {every_s:g} s",
+                    options={**sweep, "visibility_timeout_s": scaled_s},
+                ),
+                lab=Tuning(f"visibility_timeout {lab_visibility_timeout_s():g} s", options=sweep),
+                log_signs=(r"[Rr]estor\w* .*unacked",),
+            )
+        return rabbitmq_consumer_timeout(scaled_s=scaled_s, lab_s=lab_consumer_timeout_s())
 
     def close(self) -> None:
         with self._lock:

@@ -37,7 +37,7 @@ def alias_app() -> Celery:
     conf = settings.JOB_BACKENDS.get(alias, {})
     if not conf.get("BACKEND", "").endswith("CeleryBackend"):
         raise RuntimeError(f"{ALIAS_ENV}={alias!r} is not a Celery backend alias")
-    celery_app = make_app(alias, conf["OPTIONS"]["url"])
+    celery_app = make_app(alias, conf["OPTIONS"]["url"], conf["OPTIONS"])
     register(celery_app)
     return celery_app
 

@@ -12,9 +12,12 @@ import sys
 import threading
 from uuid import UUID
 
+from django.conf import settings
+
 from tasks.backends.base import COMMAND_STOP_GRACE_S, Backend, BackendUnavailable, WorkerCommand
 from tasks.backends.dramatiq.broker import (
     ALIAS_ENV,
+    DEFAULT_HEARTBEAT_TIMEOUT_S,
     POLL_MS,
     PREFETCH,
     PUBLISH_ERRORS,
@@ -25,6 +28,7 @@ from tasks.backends.dramatiq.broker import (
     queue_name,
     time_limit_s,
 )
+from tasks.backends.timers import RedeliveryTimer, Tuning, rabbitmq_consumer_timeout
 
 CLI_MODULE = "tasks.backends.dramatiq"  # `python -m` it: Dramatiq's CLI + die_with_parent
 SETUP_WORKER = "tasks.backends.dramatiq.worker:setup_worker"  # by name: never imported here
@@ -44,7 +48,7 @@ class DramatiqBackend(Backend):
         """This alias's broker, built on first use from OPTIONS["url"]."""
         with self._lock:
             if self._broker is None:
-                self._broker = build_broker(self.options["url"])
+                self._broker = build_broker(self.options["url"], self.options)
             return self._broker
 
     @property
@@ -79,6 +83,29 @@ class DramatiqBackend(Backend):
             "dramatiq_worker_timeout": str(POLL_MS),
         }
         return WorkerCommand(f"dramatiq[{self.alias}]", argv, env, stop_timeout_s + STOP_MARGIN_S)
+
+    def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
+        """RabbitMQ's consumer_timeout, or Dramatiq's Redis heartbeat_timeout: past it
+        another worker's maintenance pass requeues the messages of a silent process."""
+        if not self.options["url"].startswith(("redis://", "rediss://")):
+            return rabbitmq_consumer_timeout(scaled_s=scaled_s, lab_s=time_limit_s() + 60.0)
+        often = {  # maintenance on 10 % of commands: seen within seconds; own heartbeats
+            "maintenance_chance": 100_000,
+            "namespace": f"{settings.QUEUE_PREFIX}-dramatiq",
+        }
+        return RedeliveryTimer(
+            name="heartbeat_timeout",
+            owner="Dramatiq's Redis broker",
+            default="60 s (maintenance on 0.1 % of commands)",
+            defaults=Tuning(
+                f"heartbeat_timeout {scaled_s:g} s",
+                options={**often, "heartbeat_timeout_s": scaled_s},
+            ),
+            lab=Tuning(
+                f"heartbeat_timeout {DEFAULT_HEARTBEAT_TIMEOUT_S:g} s (Dramatiq's own)",
+                options=often,
+            ),
+        )
 
     def close(self) -> None:
         with self._lock:

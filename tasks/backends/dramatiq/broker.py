@@ -55,6 +55,9 @@ PIKA_FAST_FAIL = {
 REDIS_CONNECT_TIMEOUT_S = 2.0
 # What a failed enqueue raises: Dramatiq's errors, pika's, redis-py's, socket errors.
 PUBLISH_ERRORS: tuple[type[BaseException], ...] = (OSError, DramatiqError, AMQPError, RedisError)
+DEFAULT_MAINTENANCE_CHANCE = 1000  # Dramatiq's: 1 in 1000 Redis commands
+DEFAULT_HEARTBEAT_TIMEOUT_S = 60.0  # Dramatiq's
+DEFAULT_NAMESPACE = "dramatiq"
 
 
 def time_limit_s() -> float:
@@ -62,11 +65,21 @@ def time_limit_s() -> float:
     return settings.JOB_TIME_LIMIT_S + TIME_LIMIT_MARGIN_S
 
 
-def build_broker(url: str) -> Broker:
-    """A RabbitmqBroker (amqp://) or RedisBroker (redis://) for `url`, default middleware."""
+def build_broker(url: str, options: dict | None = None) -> Broker:
+    """A RabbitmqBroker (amqp://) or RedisBroker (redis://) for `url`, default middleware.
+    On Redis, `options` (the alias's OPTIONS) may set `heartbeat_timeout_s` (Dramatiq's
+    60 s: a worker process heartbeats on every command of any of its consumers, so one
+    busy job does not silence it), `maintenance_chance` (per million) and `namespace`."""
     if url.startswith(("redis://", "rediss://")):
+        opts = options or {}
+        heartbeat_s = opts.get("heartbeat_timeout_s", DEFAULT_HEARTBEAT_TIMEOUT_S)
         pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)
-        return RedisBroker(client=redis.Redis(connection_pool=pool))
+        return RedisBroker(
+            client=redis.Redis(connection_pool=pool),
+            heartbeat_timeout=int(1000 * heartbeat_s),
+            maintenance_chance=int(opts.get("maintenance_chance", DEFAULT_MAINTENANCE_CHANCE)),
+            namespace=opts.get("namespace", DEFAULT_NAMESPACE),
+        )
     pika_log = logging.getLogger("pika")
     if pika_log.level == logging.NOTSET:  # as Dramatiq's CLI does: pika logs every
         pika_log.setLevel(logging.CRITICAL)  # connection step; publish() raises the cause

@@ -47,7 +47,7 @@ def setup_worker() -> None:
     if not conf.get("BACKEND", "").endswith("DramatiqBackend"):
         raise RuntimeError(f"{ALIAS_ENV}={alias!r} is not a Dramatiq backend alias")
     _warn_about_settings()
-    broker = build_broker(conf["OPTIONS"]["url"])
+    broker = build_broker(conf["OPTIONS"]["url"], conf["OPTIONS"])
     dramatiq.set_broker(broker)
     declare_actor(broker, alias)
 

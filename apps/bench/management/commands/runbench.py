@@ -5,6 +5,7 @@ import os
 import shlex
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -30,12 +31,17 @@ from apps.bench.plan.defaults import (
     plan_lines,
     quick_plan,
 )
+from apps.bench.report import long_jobs as long_jobs_table
 from apps.bench.run import stray, submit_cells
 from apps.bench.run.cell import RunConfig
 from apps.bench.run.families import FAMILIES, FULL, QUICK, TINY, FamilyParams
+from apps.bench.run.long_jobs import Params as LongJobsParams
+from apps.bench.run.long_jobs import run_long_jobs
 from apps.bench.run.session import BenchOptions, ChaosSource, run_bench
 from tasks.backends.registry import backend_aliases, reset_backends
 
+LONG_JOBS = "long-jobs"
+LONG_JOBS_PLAN = "defaults then lab settings, all aliases at once, ~2-4 min"
 MATRIX_OPTIONS = ("versions", "backends", "workers", "users", "noop_users", "jobs_per_user",
                   "workload", "families")  # fmt: skip
 
@@ -117,11 +123,12 @@ class Command(BaseCommand):
         )
         add(
             "--family",
-            choices=["submit", "deadline"],
+            choices=["submit", "deadline", LONG_JOBS],
             default=None,
             help="submit: POST capacity of V3-V6 and the aliases (noop, workers running); "
             "deadline: N = 16..128 OCR jobs at once per target and W, where the 60 s deadline "
-            "bites (--versions, --workers; default V2-V6 at W = 1, 2)",
+            "bites (--versions, --workers; default V2-V6 at W = 1, 2); "
+            "long-jobs: only the long-jobs family (every alias, or --backends)",
         )
         add("--submit-users", default="64,256", help="--family submit: concurrent users")
         add("--submit-workers", default="2", help="--family submit: runworker processes")
@@ -140,10 +147,14 @@ class Command(BaseCommand):
         add("--dry-run", action="store_true", help="print the matrix and exit")
 
     def handle(self, *args, **opts):
+        if opts["family"] == LONG_JOBS:
+            return self._long_jobs_only(opts)
         cells = self._cells(opts)
         families = _family_params(opts)
         if opts["dry_run"] or opts["plan"]:
             lines = plan_lines(cells, families, ocr_job_s=OCR_JOB_S, cores=os.cpu_count() or 2)
+            if _is_full_plan(opts):
+                lines.append(f"then the long-jobs family: {LONG_JOBS_PLAN}")
             self.stdout.write("\n".join(lines))
             return
         if not cells:
@@ -160,6 +171,7 @@ class Command(BaseCommand):
             chaos=_chaos_source(opts, cells),
             previous_run=_previous_run(opts),
             sweep=opts["family"] == "deadline",
+            long_jobs=backend_aliases() if _is_full_plan(opts) else None,
         )
         estimate = estimate_total_s(cells, families, ocr_job_s=OCR_JOB_S, cores=os.cpu_count() or 2)
         self.stderr.write(
@@ -179,6 +191,22 @@ class Command(BaseCommand):
             raise CommandError(
                 f"run {outcome.run.status}; failed cells: {', '.join(failed) or 'none'}"
             )
+
+    def _long_jobs_only(self, opts) -> None:
+        """`--family long-jobs`: the long-jobs table alone, in results/<timestamp>/."""
+        aliases = _long_jobs_aliases(opts)
+        if opts["dry_run"] or opts["plan"]:
+            self.stdout.write(f"long-jobs family on {', '.join(aliases)}: {LONG_JOBS_PLAN}")
+            return
+        self._check_stray(opts)
+        config = self._config(opts)
+        signal.signal(signal.SIGTERM, _interrupt)
+        params = LongJobsParams()
+        rows = run_long_jobs(out_dir=config.out_dir, aliases=aliases, params=params)
+        command = shlex.join(["manage.py", *sys.argv[1:]])
+        path = long_jobs_table.write(rows, config.out_dir, command=command, params=asdict(params))
+        self.stdout.write(path.read_text())
+        self.stdout.write(f"report: {path}")
 
     def _check_stray(self, opts) -> None:
         alive = stray.stray_workers()
@@ -270,6 +298,22 @@ class Command(BaseCommand):
             burst_jobs=_burst_jobs(opts),
             submit=_submit_options(opts),
         )
+
+
+def _is_full_plan(opts: dict) -> bool:
+    """The default run (make bench): no matrix option, not --quick, no --family."""
+    custom = any(opts[name] is not None for name in MATRIX_OPTIONS)
+    return not (custom or opts["quick"] or opts["family"])
+
+
+def _long_jobs_aliases(opts: dict) -> list[str]:
+    aliases = parse_name_list(opts["backends"]) if opts["backends"] else backend_aliases()
+    unknown = [a for a in aliases if a not in backend_aliases()]
+    if unknown:
+        raise CommandError(
+            f"unknown backends: {', '.join(unknown)} (use {', '.join(backend_aliases())})"
+        )
+    return aliases
 
 
 def _family_params(opts: dict) -> FamilyParams:
