@@ -10,12 +10,14 @@ import sys
 
 import psutil
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import connection
 from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
+from tasks.backends.procrastinate.worker import retry_stalled_jobs
 from tasks.backends.registry import get_backend, reset_backends
 from tasks.slots import parse
 from tests.conftest import ROOT, wait_for
@@ -109,6 +111,29 @@ def _running_rows(alias: str, job: OcrJob) -> int:
             [str(job.id)],
         )
         return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_procrastinate_sweep_puts_back_the_job_of_a_silent_worker():
+    backend = get_backend("procrastinate")
+    backend.purge()
+    backend.publish("00000000-0000-0000-0000-000000000002")
+    # async_to_sync: the Django connector's queries run on this thread's connection
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO procrastinate_workers (last_heartbeat) "
+            "VALUES (now() - interval '1 hour') RETURNING id"
+        )
+        (silent,) = cursor.fetchone()
+        cursor.execute(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s "
+            "WHERE queue_name = %s",
+            [silent, backend.queue],
+        )
+    assert async_to_sync(retry_stalled_jobs)(backend.queue) == 1
+    assert _waiting("procrastinate", backend.queue) == 1
+    assert async_to_sync(retry_stalled_jobs)(backend.queue) == 0
+    backend.purge()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -41,6 +41,9 @@ POLL_S = 1.0  # fetch fallback when a NOTIFY was missed (procrastinate's default
 HEARTBEAT_S = 10.0  # procrastinate's defaults: a worker heartbeats this often and
 STALLED_AFTER_S = 30.0  # is stalled when silent this long; its `doing` jobs then are too
 SWEEP_EVERY_S = 15.0
+# procrastinate's own pool (psycopg_pool's default is 4 open connections): the LISTEN
+# connection, plus fetch/finish and the heartbeat; Django's pool serves process_job.
+POOL_MIN_SIZE, POOL_MAX_SIZE = 1, 3
 
 
 def alias() -> str:
@@ -100,7 +103,10 @@ def main() -> None:
     die_with_parent()
     # The Django connector has no LISTEN: the worker gets a psycopg pool on the same
     # database (what procrastinate's own `manage.py procrastinate worker` does).
-    with app.replace_connector(PsycopgConnector(kwargs=connector_params())):
+    connector = PsycopgConnector(
+        kwargs=connector_params(), min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE
+    )
+    with app.replace_connector(connector):
         asyncio.run(serve(queue_name(name)))
 
 
