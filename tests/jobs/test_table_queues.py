@@ -126,8 +126,7 @@ def test_procrastinate_sweep_puts_back_the_job_of_a_silent_worker():
         )
         (silent,) = cursor.fetchone()
         cursor.execute(
-            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s "
-            "WHERE queue_name = %s",
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE queue_name = %s",
             [silent, backend.queue],
         )
     assert async_to_sync(retry_stalled_jobs)(backend.queue) == 1
