@@ -14,9 +14,11 @@ from asgiref.sync import async_to_sync
 from django.db import connection
 from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
+from procrastinate.contrib.django import app as procrastinate_app
 
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
+from tasks.backends.procrastinate.backend import TASK_NAME
 from tasks.backends.procrastinate.worker import retry_stalled_jobs
 from tasks.backends.registry import get_backend, reset_backends
 from tasks.slots import parse
@@ -115,10 +117,8 @@ def _running_rows(alias: str, job: OcrJob) -> int:
 
 @pytest.mark.django_db(transaction=True)
 def test_procrastinate_sweep_puts_back_the_job_of_a_silent_worker():
-    backend = get_backend("procrastinate")
-    backend.purge()
-    backend.publish("00000000-0000-0000-0000-000000000002")
-    # async_to_sync: the Django connector's queries run on this thread's connection
+    queue = f"{get_backend('procrastinate').queue}-sweep"  # apart from the other tests' jobs
+    procrastinate_app.configure_task(TASK_NAME, queue=queue).defer(job_id="not-a-job")
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO procrastinate_workers (last_heartbeat) "
@@ -127,12 +127,12 @@ def test_procrastinate_sweep_puts_back_the_job_of_a_silent_worker():
         (silent,) = cursor.fetchone()
         cursor.execute(
             "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s WHERE queue_name = %s",
-            [silent, backend.queue],
+            [silent, queue],
         )
-    assert async_to_sync(retry_stalled_jobs)(backend.queue) == 1
-    assert _waiting("procrastinate", backend.queue) == 1
-    assert async_to_sync(retry_stalled_jobs)(backend.queue) == 0
-    backend.purge()
+    # async_to_sync: the Django connector's queries run on this thread's connection
+    assert async_to_sync(retry_stalled_jobs)(queue) == 1
+    assert _waiting("procrastinate", queue) == 1
+    assert async_to_sync(retry_stalled_jobs)(queue) == 0
 
 
 @pytest.mark.django_db(transaction=True)
