@@ -4,18 +4,20 @@ django-tasks-db's DatabaseBackend, run by its `db_worker`.
 settings.TASKS holds a task backend named like the alias (`TASKS["django-tasks"]`,
 BACKEND `django_tasks_db.DatabaseBackend`, QUEUES `[<QUEUE_PREFIX>.django-tasks]`).
 Publishing is `process_job.using(backend=alias, queue_name=queue).enqueue(job_id)`: one
-row in `django_tasks_db_dbtaskresult`, in the lab's own database, after the OcrJob row
+row in `django_tasks_database_dbtaskresult`, in the lab's own database, after the OcrJob row
 is committed (services.job_create's on_commit), so the outbox stays as with every broker.
 
 Workers: db_worker runs one task at a time in its process and has no pool, so
 `worker_command(count)` is `count` db_worker processes (tasks/slots.py), each through the
 worker entry (worker.py). db_worker claims a row with SELECT ... FOR UPDATE SKIP LOCKED
-and polls (no LISTEN/NOTIFY): an idle worker sees a new job within POLL_INTERVAL_S.
+and polls (no LISTEN/NOTIFY): an idle worker sees a new job within worker.POLL_INTERVAL_S (0.2 s).
 
 Crashes: db_worker has no heartbeat or stalled-task recovery: the task row of a worker
 killed mid-job stays RUNNING for good. The job comes back through the lab's own lease
 (the OcrJob's lease runs out, the relay republishes: a new task row), and the guarded
-services skip any copy of a finished job.
+services skip any copy of a finished job. A task that raises (the database down while
+process_job claims) is stored FAILED and never run again by db_worker: the job is still
+QUEUED or RUNNING, and the relay sends it again (RELAY_QUEUED_STALE_S, or the lease).
 """
 
 import sys
