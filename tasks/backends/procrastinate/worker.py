@@ -35,7 +35,7 @@ from tasks.backends.procrastinate.backend import ALIAS_ENV  # noqa: E402
 from tasks.backends.procrastinate.task import register  # noqa: E402
 from tasks.limits import prestart  # noqa: E402
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("tasks.backends.procrastinate.worker")  # also when run as __main__
 DEFAULT_ALIAS = "procrastinate"
 POLL_S = 1.0  # fetch fallback when a NOTIFY was missed (procrastinate's default: 5 s)
 HEARTBEAT_S = 10.0  # procrastinate's defaults: a worker heartbeats this often and
