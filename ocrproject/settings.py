@@ -53,6 +53,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from local static files
+    "django_tasks_db",  # the `django-tasks` backend's task table and db_worker
+    "procrastinate.contrib.django",  # the `procrastinate` backend's tables and app
     "apps.ocr",
     "apps.jobs",
     "apps.bench",
@@ -251,6 +253,9 @@ JOB_BACKENDS = {
         "BACKEND": "tasks.backends.kafka.KafkaBackend",
         "OPTIONS": {"url": KAFKA_BOOTSTRAP_SERVERS},
     },
+    # Libraries whose queue is a table in this database (no OPTIONS url: no broker).
+    "django-tasks": {"BACKEND": "tasks.backends.django_tasks.backend.DjangoTasksBackend"},
+    "procrastinate": {"BACKEND": "tasks.backends.procrastinate.backend.ProcrastinateBackend"},
     # In-process queue for the fast core tests (one process only: no runworker).
     "memory": {"BACKEND": "tasks.backends.memory.MemoryBackend", "IN_PROCESS": True},
 }
@@ -259,6 +264,19 @@ JOB_BACKENDS = {
 for _alias, _extra in json.loads(os.environ.get("OCRLAB_BACKEND_OPTIONS") or "{}").items():
     JOB_BACKENDS[_alias] = {**JOB_BACKENDS[_alias]}
     JOB_BACKENDS[_alias]["OPTIONS"] = {**JOB_BACKENDS[_alias].get("OPTIONS", {}), **_extra}
+# Django's Tasks framework: the `django-tasks` job backend enqueues on the task backend of
+# the same name (django-tasks-db's table, served by its db_worker); its queue is
+# `<QUEUE_PREFIX>.<alias>` like every framework queue. "default" stays Django's own.
+TASKS = {
+    "default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"},
+    "django-tasks": {
+        "BACKEND": "django_tasks_db.DatabaseBackend",
+        "QUEUES": [f"{QUEUE_PREFIX}.django-tasks"],
+    },
+}
+# procrastinate's Django app: its tables come with `migrate`; the lab registers its one
+# task in the worker entry (tasks/backends/procrastinate/worker.py), so no autodiscovery.
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = ""
 # Every broker backend reads OPTIONS["url"]; tests point it at a dead port to see the
 # outbox relay at work. Which alias each of V3-V6 submits to: apps/jobs/versions.py.
 
@@ -282,5 +300,6 @@ LOGGING = {
         "httpx": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
         "pikepdf": {"level": "WARNING"},
+        "procrastinate": {"level": "WARNING"},  # process_job logs one line per job
     },
 }

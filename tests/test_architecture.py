@@ -19,6 +19,7 @@ WORKER = (
     "tasks.consume",
     "tasks.limits",
     "tasks.process",
+    "tasks.slots",
     "tasks.supervisor",
     "tasks.worker",
     "tasks.workloads",

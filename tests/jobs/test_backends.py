@@ -108,9 +108,9 @@ def test_jobs_wait_for_a_worker_then_complete(backend, start_worker):
 
 
 def test_failed_publish_is_republished_by_relay(backend, start_worker, settings):
-    if backend == "db":
-        pytest.skip("db: the row is the message; publish cannot fail apart from the insert")
     conf = settings.JOB_BACKENDS[backend]
+    if "url" not in conf.get("OPTIONS", {}):
+        pytest.skip(f"{backend}: its queue is a table in the job database; no broker to lose")
     url = conf["OPTIONS"]["url"]
     dead = DEAD_URLS["kafka" if "://" not in url else url.split("://")[0]]
     settings.JOB_BACKENDS = {
@@ -171,6 +171,8 @@ def publish_poison(alias: str) -> None:
         impl.app.send_task(TASK_NAME, args=["not-a-job"], queue=impl.queue, retry=False)
     elif kind == "DramatiqBackend":
         impl.broker.enqueue(make_message(alias, "not-a-job"))
+    elif kind in ("DjangoTasksBackend", "ProcrastinateBackend"):
+        impl.publish("not-a-job")  # the task's argument is the job id, unchecked
     else:
         pytest.skip(f"{alias}: the row is the message; no message can name no job")
 

@@ -20,6 +20,8 @@ PACKAGES = (
     "celery",
     "kombu",
     "dramatiq",
+    "django-tasks-db",
+    "procrastinate",
     "redis",
     "pika",
     "confluent-kafka",

@@ -1,0 +1,79 @@
+"""`django-tasks`: the job enqueued through Django's own Tasks API (`django.tasks`) on
+django-tasks-db's DatabaseBackend, run by its `db_worker`.
+
+settings.TASKS holds a task backend named like the alias (`TASKS["django-tasks"]`,
+BACKEND `django_tasks_db.DatabaseBackend`, QUEUES `[<QUEUE_PREFIX>.django-tasks]`).
+Publishing is `process_job.using(backend=alias, queue_name=queue).enqueue(job_id)`: one
+row in `django_tasks_database_dbtaskresult`, in the lab's own database, after the OcrJob row
+is committed (services.job_create's on_commit), so the outbox stays as with every broker.
+
+Workers: db_worker runs one task at a time in its process and has no pool, so
+`worker_command(count)` is `count` db_worker processes (tasks/slots.py), each through the
+worker entry (worker.py). db_worker claims a row with SELECT ... FOR UPDATE SKIP LOCKED
+and polls (no LISTEN/NOTIFY): an idle worker sees a new job within worker.POLL_INTERVAL_S (0.2 s).
+
+Crashes: db_worker has no heartbeat or stalled-task recovery: the task row of a worker
+killed mid-job stays RUNNING for good. The job comes back through the lab's own lease
+(the OcrJob's lease runs out, the relay republishes: a new task row), and the guarded
+services skip any copy of a finished job. A task that raises (the database down while
+process_job claims) is stored FAILED and never run again by db_worker: the job is still
+QUEUED or RUNNING, and the relay sends it again (RELAY_QUEUED_STALE_S, or the lease).
+"""
+
+import sys
+from uuid import UUID
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from tasks.backends.base import (
+    COMMAND_STOP_GRACE_S,
+    Backend,
+    BackendUnavailable,
+    WorkerCommand,
+    queue_name,
+)
+from tasks.backends.django_tasks.task import process_job
+
+ALIAS_ENV = "OCRLAB_DJANGO_TASKS_BACKEND"  # the alias a worker serves
+SLOTS_MODULE = "tasks.slots"  # one db_worker process per job slot
+WORKER_MODULE = "tasks.backends.django_tasks.worker"  # by name: never imported here
+STOP_MARGIN_S = 10.0  # runworker waits this beyond a slot's own stop timeout
+
+
+class DjangoTasksBackend(Backend):
+    """Enqueue `process_job(job_id)` on this alias's task backend; run db_worker."""
+
+    @property
+    def queue(self) -> str:
+        return queue_name(self.alias)
+
+    def publish(self, job_id: UUID) -> None:
+        """One READY task row; a database error raises (the relay sends it later)."""
+        try:
+            process_job.using(backend=self.alias, queue_name=self.queue).enqueue(str(job_id))
+        except DatabaseError as exc:
+            raise BackendUnavailable(f"{self.alias}: cannot enqueue: {exc}") from exc
+
+    def purge(self) -> None:
+        """Delete the waiting (READY) task rows of this alias's queue."""
+        DBTaskResult.objects.filter(
+            backend_name=self.alias, queue_name=self.queue, status=TaskResultStatus.READY
+        ).delete()
+
+    def worker_command(self, count: int) -> WorkerCommand:
+        """`count` db_worker processes (one job each), kept alive by tasks.slots."""
+        stop_timeout_s = settings.JOB_TIME_LIMIT_S + COMMAND_STOP_GRACE_S
+        argv = [
+            *(sys.executable, "-m", SLOTS_MODULE, "--count", str(count)),
+            *("--name", f"db_worker[{self.alias}]", "--stop-timeout", str(stop_timeout_s)),
+            *("--", sys.executable, "-m", WORKER_MODULE),
+        ]
+        return WorkerCommand(
+            f"django-tasks[{self.alias}]",
+            argv,
+            env={ALIAS_ENV: self.alias},
+            stop_timeout_s=stop_timeout_s + STOP_MARGIN_S,
+        )
