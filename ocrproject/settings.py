@@ -191,6 +191,11 @@ OCR_LANGUAGES = env_list("OCR_LANGUAGES", "eng")
 OCR_PAGE_TIMEOUT_S = env_float("OCR_PAGE_TIMEOUT_S", 60.0)
 OCR_MAX_IMAGE_MPIXELS = env_float("OCR_MAX_IMAGE_MPIXELS", 50.0)
 OCR_MAX_PAGES = env_int("OCR_MAX_PAGES", 50)
+# Page areas as OCRmyPDF rasterizes them (a PDF page's box at 400 dpi, an image's own size),
+# checked from headers before anything is decoded (apps/ocr/limits.py). A4 or Letter at
+# 400 dpi is ~15 megapixels, A3 ~31; a 25 x 25 inch vector page is 100.
+OCR_MAX_PAGE_MPIXELS = env_float("OCR_MAX_PAGE_MPIXELS", 50.0)
+OCR_MAX_TOTAL_MPIXELS = env_float("OCR_MAX_TOTAL_MPIXELS", 1000.0)
 UPLOAD_MAX_BYTES = env_int("OCR_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 # JSON bodies (every POST endpoint): a job submission is well under 1 kB.
 API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 64 * 1024)
