@@ -218,6 +218,11 @@ JOB_RETRY_MAX_S = env_float("JOB_RETRY_MAX_S", 60.0)
 # Address-space limit of the process that runs one job (0: none). An allocation past it
 # fails the job with error_code `memory` instead of taking the worker down.
 JOB_MEMORY_LIMIT_MB = env_int("JOB_MEMORY_LIMIT_MB", 4096)
+# The OCR servers (V0-V2) run each request in a child under the same kind of limits
+# (apps/ocr/isolation.py): 422 `memory` past the memory cap, 504 `timeout` past the time
+# limit, kept below the API's OCR_HTTP_TIMEOUT_S so the caller gets the answer.
+OCR_SERVER_MEMORY_LIMIT_MB = env_int("OCR_SERVER_MEMORY_LIMIT_MB", JOB_MEMORY_LIMIT_MB)
+OCR_SERVER_TIME_LIMIT_S = env_float("OCR_SERVER_TIME_LIMIT_S", OCR_HTTP_TIMEOUT_S * 0.9)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # A QUEUED job whose message has not been claimed this long is sent again (a message lost
