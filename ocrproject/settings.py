@@ -20,8 +20,8 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Set it, or set DJANGO_DEBUG=1 for local use "
-            "(`make env` writes a .env with both)."
+            "DJANGO_SECRET_KEY is not set. Set it (`make setup` writes a .env with one), "
+            "or set DJANGO_DEBUG=1 for a throwaway local run."
         )
     SECRET_KEY = "insecure-local-development-key"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if DEBUG else "")
