@@ -22,6 +22,8 @@ from apps.ocr import corpus
 from apps.ocr.validation import InvalidUpload, validate_upload
 
 pytestmark = pytest.mark.django_db(transaction=True)
+# CPU seconds of this process (the test client runs the view in it): the wall clock of a
+# shared 2-core machine under load says more about the neighbours than about the check.
 SECONDS_MAX = 2.0
 RSS_GROWTH_MAX_MB = 100
 APNG_SIDE_PX = 7_000  # 49 megapixels a frame
@@ -116,10 +118,10 @@ def test_the_files_are_tiny(hostile):
 @pytest.mark.parametrize("name", sorted(EXPECTED_CODES))
 def test_validation_refuses_fast_with_a_code_and_little_memory(hostile, name):
     filename, data = hostile[name]
-    before_mb, started = rss_mb(), time.perf_counter()
+    before_mb, started = rss_mb(), time.process_time()
     with pytest.raises(InvalidUpload) as caught:
         validate_upload(SimpleUploadedFile(filename, data))
-    elapsed_s, growth_mb = time.perf_counter() - started, rss_mb() - before_mb
+    elapsed_s, growth_mb = time.process_time() - started, rss_mb() - before_mb
     assert caught.value.code == EXPECTED_CODES[name], caught.value
     assert elapsed_s < SECONDS_MAX
     assert growth_mb < RSS_GROWTH_MAX_MB
@@ -131,12 +133,15 @@ def post_file(client: Client, url: str, filename: str, data: bytes, **extra):
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_CODES))
-@pytest.mark.parametrize(("url", "extra"), [("/api/jobs", {"backend": "db"}), ("/v0/ocr/sync", {})])
+@pytest.mark.parametrize(
+    ("url", "extra"),
+    [("/api/jobs", {"backend": "db"}), ("/v0/ocr/sync", {}), ("/v1/ocr/sync", {})],
+)
 def test_api_answers_400_with_the_code(api_client, hostile, name, url, extra):
     filename, data = hostile[name]
-    before_mb, started = rss_mb(), time.perf_counter()
+    before_mb, started = rss_mb(), time.process_time()
     response = post_file(api_client, url, filename, data, **extra)
-    elapsed_s, growth_mb = time.perf_counter() - started, rss_mb() - before_mb
+    elapsed_s, growth_mb = time.process_time() - started, rss_mb() - before_mb
     assert response.status_code == 400, response.content
     body = response.json()
     assert body["code"] == EXPECTED_CODES[name] and body["file"]
@@ -147,11 +152,11 @@ def test_api_answers_400_with_the_code(api_client, hostile, name, url, extra):
 @pytest.mark.parametrize("name", sorted(EXPECTED_CODES))
 def test_ocr_server_answers_400_with_the_code(hostile, name):
     filename, data = hostile[name]
-    started = time.perf_counter()
+    started = time.process_time()
     response = post_file(Client(), "/ocr/predict", filename, data)
     assert response.status_code == 400, response.content
     assert response.json()["code"] == EXPECTED_CODES[name]
-    assert time.perf_counter() - started < SECONDS_MAX
+    assert time.process_time() - started < SECONDS_MAX
 
 
 @pytest.mark.parametrize("name", ["sample.pdf", "multipage.pdf", "degraded.pdf"])
