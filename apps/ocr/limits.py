@@ -112,24 +112,35 @@ def check_pdf(pdf: pikepdf.Pdf, what: str = "PDF") -> None:
 def check_image_frames(image: Image.Image, kind: str) -> None:
     """Frame count and pixels per frame from headers; an animated PNG is refused.
 
-    A PNG's ``n_frames`` comes from its acTL chunk (no decoding); every APNG frame fits the
-    canvas. A TIFF's frames are header-only seeks (pixel data is read on load only).
+    A PNG's ``n_frames`` comes from its acTL chunk (stepping through APNG frames would
+    decode them); every APNG frame fits the canvas. Other images are counted by header-only
+    seeks (a TIFF's IFD chain; pixel data is read on load only), at most OCR_MAX_PAGES + 1
+    of them, so a chain of a million tiny frames costs no more than 51.
     """
-    frames = getattr(image, "n_frames", 1)
-    if kind == "png" and frames > 1:
-        raise InvalidUpload(
-            f"Animated PNGs are not accepted (this one has {frames} frames); "
-            "upload a still PNG, a PDF or a multi-page TIFF.",
-            code="unsupported_type",
-        )
-    check_page_count(frames, "image")
-    sizes = [_frame_size(image, index) for index in range(frames)] if frames > 1 else [image.size]
-    image.seek(0)
+    if kind == "png":
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            raise InvalidUpload(
+                f"Animated PNGs are not accepted (this one has {frames} frames); "
+                "upload a still PNG, a PDF or a multi-page TIFF.",
+                code="unsupported_type",
+            )
+    sizes = _frame_sizes(image, cap=settings.OCR_MAX_PAGES + 1) if kind != "png" else [image.size]
+    if len(sizes) > settings.OCR_MAX_PAGES:
+        raise too_large(f"The image has more than {settings.OCR_MAX_PAGES} pages (frames).")
     for width, height in sizes:
         check_pixels(width, height, what="The image")
     check_page_areas([w * h / 1e6 for w, h in sizes], "image")
 
 
-def _frame_size(image: Image.Image, index: int) -> tuple[int, int]:
-    image.seek(index)
-    return image.size
+def _frame_sizes(image: Image.Image, *, cap: int) -> list[tuple[int, int]]:
+    """The size of each frame, the first `cap` at most (header-only seeks), back at frame 0."""
+    sizes = []
+    for index in range(cap):
+        try:
+            image.seek(index)
+        except EOFError:
+            break
+        sizes.append(image.size)
+    image.seek(0)
+    return sizes

@@ -17,6 +17,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from pikepdf import Name
+from PIL import Image
 
 from apps.ocr import corpus
 from apps.ocr.validation import InvalidUpload, validate_upload
@@ -186,3 +187,14 @@ def test_user_unit_scales_the_page():
     with pytest.raises(InvalidUpload) as caught:
         validate_upload(SimpleUploadedFile("big.pdf", buffer.getvalue()))
     assert caught.value.code == "too_large" and "megapixels" in str(caught.value)
+
+
+def test_a_tiff_with_more_frames_than_pages_is_refused_after_51_header_seeks():
+    frames = [Image.new("1", (8, 8)) for _ in range(500)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="TIFF", save_all=True, append_images=frames[1:])
+    started = time.process_time()
+    with pytest.raises(InvalidUpload) as caught:
+        validate_upload(SimpleUploadedFile("many.tif", buffer.getvalue()))
+    assert caught.value.code == "too_large" and "more than 50 pages" in str(caught.value)
+    assert time.process_time() - started < SECONDS_MAX
