@@ -78,6 +78,7 @@ ROOT = COMPOSE_DIR.parent
 COMPOSE_ENV = {
     "DJANGO_SECRET_KEY": "compose-test-key",
     "DJANGO_SUPERUSER_PASSWORD": "pw",
+    "OCRLAB_API_TOKEN": "a" * 40,
     "POSTGRES_PASSWORD": "pg-superuser-pw",
     "OCRLAB_DB_PASSWORD": "app-db-pw",
     "RABBITMQ_PASSWORD": "rabbit-pw",
