@@ -158,8 +158,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["apps.jobs.throttling.TokenRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "apps.jobs.pagination.JobPagination",
 }
-# Requests per token (DRF rate: N/s, N/min, N/hour); empty = no limit. Staff and holders
-# of the bench permission are exempt. Counted per API process (local-memory cache).
+# Requests per token (DRF rate: N/s, N/min, N/hour); empty = no limit. Holders of the
+# bench permission are exempt (staff alone is not). Counted per API process (local-memory cache).
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min")
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
 API_PAGE_MAX = env_int("API_PAGE_MAX", 500)
