@@ -35,7 +35,7 @@ up: prepare
 	@$(STACK) start
 	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/  (browsable: /api/jobs, after admin login)"
 	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password: DJANGO_SUPERUSER_PASSWORD in .env)"
-	@echo "Token:  $$(grep -E '^OCRLAB_API_TOKEN=' .env | cut -d= -f2)  (user bench; send 'Authorization: Token ...')"
+	@echo "Token:  OCRLAB_API_TOKEN in .env  (user bench; send 'Authorization: Token ...')"
 
 down:
 	@$(STACK) stop

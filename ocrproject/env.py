@@ -59,9 +59,16 @@ def api_auth_headers() -> dict[str, str]:
     return {"Authorization": f"Token {token}"} if token else {}
 
 
+DOTENV_MODE = 0o600  # it holds secrets: readable by its owner only
+
+
 def dotenv_set(path: Path, key: str, value: str) -> None:
-    """Create or replace the `KEY=value` line of a .env file (other lines kept)."""
+    """Create or replace the `KEY=value` line of a .env file (other lines kept); the file
+    is (re)written readable by its owner only."""
     lines = path.read_text().splitlines() if path.is_file() else []
     kept = [line for line in lines if line.partition("=")[0].strip() != key]
-    path.write_text("\n".join([*kept, f"{key}={value}"]) + "\n")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, DOTENV_MODE)
+    os.fchmod(descriptor, DOTENV_MODE)  # an existing file keeps its mode through O_CREAT
+    with os.fdopen(descriptor, "w") as stream:
+        stream.write("\n".join([*kept, f"{key}={value}"]) + "\n")
     os.environ[key] = value

@@ -21,8 +21,8 @@ SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set. Set it, or set DJANGO_DEBUG=1 for local use "
-            "(`make env` writes a .env with both)."
+            "DJANGO_SECRET_KEY is not set. Set it (`make setup` writes a .env with one), "
+            "or set DJANGO_DEBUG=1 for a throwaway local run."
         )
     SECRET_KEY = "insecure-local-development-key"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]" if DEBUG else "")
@@ -161,8 +161,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["apps.jobs.throttling.TokenRateThrottle"],
     "DEFAULT_PAGINATION_CLASS": "apps.jobs.pagination.JobPagination",
 }
-# Requests per token (DRF rate: N/s, N/min, N/hour); empty = no limit. Staff and holders
-# of the bench permission are exempt. Counted per API process (local-memory cache).
+# Requests per token (DRF rate: N/s, N/min, N/hour); empty = no limit. Holders of the
+# bench permission are exempt (staff alone is not). Counted per API process (local-memory cache).
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min")
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
 API_PAGE_MAX = env_int("API_PAGE_MAX", 500)
@@ -194,6 +194,11 @@ OCR_LANGUAGES = env_list("OCR_LANGUAGES", "eng")
 OCR_PAGE_TIMEOUT_S = env_float("OCR_PAGE_TIMEOUT_S", 60.0)
 OCR_MAX_IMAGE_MPIXELS = env_float("OCR_MAX_IMAGE_MPIXELS", 50.0)
 OCR_MAX_PAGES = env_int("OCR_MAX_PAGES", 50)
+# Page areas as OCRmyPDF rasterizes them (a PDF page's box at 400 dpi, an image's own size),
+# checked from headers before anything is decoded (apps/ocr/limits.py). A4 or Letter at
+# 400 dpi is ~15 megapixels, A3 ~31; a 25 x 25 inch vector page is 100.
+OCR_MAX_PAGE_MPIXELS = env_float("OCR_MAX_PAGE_MPIXELS", 50.0)
+OCR_MAX_TOTAL_MPIXELS = env_float("OCR_MAX_TOTAL_MPIXELS", 1000.0)
 UPLOAD_MAX_BYTES = env_int("OCR_UPLOAD_MAX_BYTES", 20 * 1024 * 1024)
 # JSON bodies (every POST endpoint): a job submission is well under 1 kB.
 API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 64 * 1024)
@@ -219,6 +224,11 @@ JOB_RETRY_MAX_S = env_float("JOB_RETRY_MAX_S", 60.0)
 # Address-space limit of the process that runs one job (0: none). An allocation past it
 # fails the job with error_code `memory` instead of taking the worker down.
 JOB_MEMORY_LIMIT_MB = env_int("JOB_MEMORY_LIMIT_MB", 4096)
+# The OCR servers (V0-V2) run each request in a child under the same kind of limits
+# (apps/ocr/isolation.py): 422 `memory` past the memory cap, 504 `timeout` past the time
+# limit, kept below the API's OCR_HTTP_TIMEOUT_S so the caller gets the answer.
+OCR_SERVER_MEMORY_LIMIT_MB = env_int("OCR_SERVER_MEMORY_LIMIT_MB", JOB_MEMORY_LIMIT_MB)
+OCR_SERVER_TIME_LIMIT_S = env_float("OCR_SERVER_TIME_LIMIT_S", OCR_HTTP_TIMEOUT_S * 0.9)
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # A QUEUED job whose message has not been claimed this long is sent again (a message lost

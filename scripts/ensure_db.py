@@ -11,7 +11,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from ocrproject.env import load_dotenv  # noqa: E402
+from ocrproject.env import dotenv_set, load_dotenv  # noqa: E402
 
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/ocrlab"
 LOCAL_PASSWORD = "postgres"
@@ -38,8 +38,7 @@ def with_local_password(url: str) -> str:
     parts = urlsplit(url)
     netloc = f"postgres:{LOCAL_PASSWORD}@{parts.hostname}:{parts.port or 5432}"
     url = urlunsplit(parts._replace(netloc=netloc))
-    with (ROOT / ".env").open("a") as env:
-        env.write(f"DATABASE_URL={url}\n")
+    dotenv_set(ROOT / ".env", "DATABASE_URL", url)  # readable by its owner only
     print("==> PostgreSQL needs a password here; wrote DATABASE_URL to .env", file=sys.stderr)
     return url
 

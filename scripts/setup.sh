@@ -59,11 +59,25 @@ install_requirements() {
 }
 
 write_env() {
-  [ -f "$ROOT/.env" ] && return 0
-  say "writing .env (local development settings; DEBUG on, a random secret key)"
+  if [ -f "$ROOT/.env" ]; then
+    chmod 600 "$ROOT/.env"  # it holds secrets (an older set-up wrote it world-readable)
+    return 0
+  fi
+  say "writing .env (local settings: DEBUG off, plain HTTP on localhost, a random secret key)"
   local key
   key=$("$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(40))')
-  printf '# Local settings for the lab; see README "Configuration".\nDJANGO_DEBUG=1\nDJANGO_SECRET_KEY=%s\n' "$key" > "$ROOT/.env"
+  # DEBUG off: an error page must never show the settings (addresses, passwords) to a
+  # client. The production defaults that need TLS are turned off for http://127.0.0.1.
+  (umask 077 && cat > "$ROOT/.env" <<EOF
+# Local settings for the lab; see README "Configuration". Readable by its owner only.
+DJANGO_DEBUG=0
+DJANGO_SECRET_KEY=$key
+DJANGO_ALLOWED_HOSTS=127.0.0.1,localhost,[::1]
+DJANGO_SECURE_COOKIES=0
+DJANGO_SSL_REDIRECT=0
+DJANGO_HSTS_SECONDS=0
+EOF
+  )
 }
 
 install_os_packages

@@ -40,14 +40,22 @@ def test_database_url() -> str:
 
 @pytest.fixture
 def make_api_user(db):
-    """make_api_user("alice", bench=False, staff=False) -> (user, token key)."""
+    """make_api_user("alice", bench=False, staff=False, perms=("jobs.view_ocrjob",))
+    -> (user, token key)."""
+    from django.contrib.auth.models import Permission
+
     from apps.jobs.management.commands.ensure_api_token import ensure_api_user
 
-    def make(username: str, *, bench: bool = False, staff: bool = False):
+    def make(username: str, *, bench: bool = False, staff: bool = False, perms=()):
         token = ensure_api_user(username=username, bench=bench)
         if staff:
             token.user.is_staff = True
             token.user.save(update_fields=["is_staff"])
+        for perm in perms:
+            app_label, codename = perm.split(".")
+            token.user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
         return token.user, token.key
 
     return make

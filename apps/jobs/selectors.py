@@ -1,7 +1,8 @@
 """Reads of jobs (views and the bench read here; writes live in services).
 
-Ownership lives here: a caller sees its own jobs, staff see every job, and another user's
-job does not exist for the caller (404, not 403, so ids cannot be probed).
+Ownership lives here: a caller sees its own jobs, holders of `jobs.view_ocrjob` see every
+job, and another user's job does not exist for the caller (404, not 403, so ids cannot be
+probed).
 """
 
 from pathlib import Path
@@ -14,14 +15,16 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from apps.jobs.models import OcrJob
+from apps.jobs.permissions import can_view_all_jobs
 
 LIST_FILTERS = ("version", "backend", "status", "workload", "run_tag")
 User = AuthUser | AnonymousUser | None
 
 
 def jobs_visible_to(*, user: User) -> QuerySet[OcrJob]:
-    """Every job for staff (and for internal callers passing user=None), else the owner's."""
-    if user is None or getattr(user, "is_staff", False):
+    """Every job for holders of `jobs.view_ocrjob` (and for internal callers passing
+    user=None), else the owner's."""
+    if user is None or can_view_all_jobs(user):
         return OcrJob.objects.all()
     if not user.is_authenticated:
         return OcrJob.objects.none()

@@ -43,8 +43,8 @@ from django.conf import settings
 from ocrmypdf.pdfinfo import PdfInfo
 from PIL import Image
 
-from apps.ocr import probes
-from apps.ocr.validation import InvalidUpload, sniff_kind
+from apps.ocr import limits, probes
+from apps.ocr.validation import PARSER_ERRORS, InvalidUpload, sniff_kind
 
 # Tesseract's OpenMP threads: one per process (OMP_NUM_THREADS does not cap it).
 # OCRmyPDF only honours a numeric value; anything else is replaced by "1".
@@ -214,37 +214,35 @@ def _sniff(request: PredictRequest) -> str:
 
 
 def _check_pdf(path: Path) -> None:
-    """Page count and rendered pixels per page, as OCRmyPDF would rasterize them."""
-    try:
+    """Limits from the page boxes first (nothing rendered), then each image page's pixels
+    as OCRmyPDF would rasterize it (its images' resolution over the whole page)."""
+    with _limits_as_ocr_errors():
+        with pikepdf.open(path) as pdf:
+            limits.check_pdf(pdf)
         info = PdfInfo(path)
+        for page in info.pages:
+            if page is not None and page.images:  # (None only for pages PdfInfo did not check)
+                limits.check_pixels(
+                    page.width_pixels, page.height_pixels, f"Page {page.pageno + 1} as rendered"
+                )
+
+
+@contextmanager
+def _limits_as_ocr_errors() -> Iterator[None]:
+    """InvalidUpload and parser errors of a hostile file become OcrError."""
+    try:
+        yield
+    except InvalidUpload as exc:
+        code = {"too_large": "too_big", "encrypted": "encrypted"}.get(exc.code, "bad_input")
+        raise OcrError(code, str(exc)) from exc
     except ocrmypdf.ExitCodeException as exc:
         raise _from_exit_code(exc) from exc
     except pikepdf.PasswordError as exc:
         raise OcrError(*_EXIT_CODES[ocrmypdf.ExitCode.encrypted_pdf]) from exc
-    except (pikepdf.PdfError, ValueError) as exc:
-        raise OcrError("bad_input", "The PDF is damaged and cannot be read.") from exc
-    _check_page_count(len(info.pages))
-    for page in info.pages:
-        if page is not None and page.images:  # (None only for pages PdfInfo did not check)
-            _check_pixels(page.width_pixels, page.height_pixels, f"Page {page.pageno + 1}")
-
-
-def _check_page_count(count: int) -> None:
-    if count < 1 or count > settings.OCR_MAX_PAGES:
-        raise OcrError(
-            "too_big" if count else "bad_input",
-            f"The document has {count} pages; 1 to {settings.OCR_MAX_PAGES} are accepted.",
-        )
-
-
-def _check_pixels(width: int, height: int, what: str) -> None:
-    limit = settings.OCR_MAX_IMAGE_MPIXELS
-    if width * height > limit * 1_000_000:
-        raise OcrError(
-            "too_big",
-            f"{what} is {width} x {height} pixels ({width * height / 1e6:.0f} megapixels); "
-            f"the limit is {limit:g} megapixels.",
-        )
+    except Image.DecompressionBombError as exc:
+        raise OcrError("too_big", "The image has too many pixels.") from exc
+    except PARSER_ERRORS as exc:
+        raise OcrError("bad_input", "The file is damaged and cannot be read.") from exc
 
 
 def _prepare_image(path: Path, work: Path) -> tuple[Path, int | None]:
@@ -252,17 +250,12 @@ def _prepare_image(path: Path, work: Path) -> tuple[Path, int | None]:
 
     Returns the file to OCR and an ``image_dpi`` when the image has no credible DPI.
     """
-    try:
-        with _open_image(path) as image:
-            _check_frames(image)
-            dpi = _credible_dpi(image)
-            if getattr(image, "n_frames", 1) > 1 or image.mode in IMAGE_MODES_AS_IS:
-                return path, None if dpi else DEFAULT_IMAGE_DPI
-            flat = _flatten(image)
-    except Image.DecompressionBombError as exc:
-        raise OcrError("too_big", "The image has too many pixels.") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise OcrError("bad_input", "The image is damaged and cannot be read.") from exc
+    with _limits_as_ocr_errors(), _open_image(path) as image:
+        limits.check_image_frames(image, (image.format or "").lower())
+        dpi = _credible_dpi(image)
+        if getattr(image, "n_frames", 1) > 1 or image.mode in IMAGE_MODES_AS_IS:
+            return path, None if dpi else DEFAULT_IMAGE_DPI
+        flat = _flatten(image)
     target = work / "input.png"
     flat.save(target, format="PNG", compress_level=1, dpi=dpi or (DEFAULT_IMAGE_DPI,) * 2)
     return target, None
@@ -273,16 +266,6 @@ def _open_image(path: Path) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         return Image.open(path)
-
-
-def _check_frames(image: Image.Image) -> None:
-    """Frame count and pixels of every frame (a TIFF can hold many pages)."""
-    frames = getattr(image, "n_frames", 1)
-    _check_page_count(frames)
-    for index in range(frames):
-        image.seek(index)
-        _check_pixels(*image.size, f"Page {index + 1}" if frames > 1 else "The image")
-    image.seek(0)
 
 
 def _credible_dpi(image: Image.Image) -> tuple[float, float] | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import ReturnDict
 
 from apps.ocr import corpus, validation
 
@@ -47,10 +48,20 @@ class DocumentSerializer(serializers.Serializer):
     def validate_file(self, value: UploadedFile) -> UploadedFile:
         try:
             kind = validation.validate_upload(value)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
+        except validation.InvalidUpload as exc:
+            raise serializers.ValidationError(str(exc), code=exc.code) from exc
         value.name = validation.safe_filename(value.name or "upload", kind)
         return value
+
+    @property
+    def errors(self):
+        """The field errors, plus the upload's refusal code as `code` (e.g. `too_large`)."""
+        errors = super().errors
+        refused = errors.get("file") if isinstance(errors, dict) else None
+        code = getattr(refused[0], "code", None) if refused else None
+        if code in validation.UPLOAD_CODES and "code" not in errors:
+            return ReturnDict({**errors, "code": code}, serializer=self)
+        return errors
 
     def validate_language(self, value: str) -> str:
         if value not in settings.OCR_LANGUAGES:

@@ -86,6 +86,24 @@ def forget() -> None:
         _languages.clear()
 
 
+def snapshot() -> tuple[dict, dict]:
+    """The cache as plain data (a forked child sends it back to its parent)."""
+    with _LOCK:
+        return dict(_versions), dict(_languages)
+
+
+def restore(state: tuple[dict, dict] | None) -> None:
+    """Make this process's cache the snapshot (None: keep it as it is)."""
+    if state is None:
+        return
+    versions, languages = state
+    with _LOCK:
+        _versions.clear()
+        _versions.update(versions)
+        _languages.clear()
+        _languages.update(languages)
+
+
 def cached() -> dict[str, object]:
     """What is cached now: ``{"versions": {...}, "languages": [...]}`` (for tests)."""
     with _LOCK:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import unicodedata
 import warnings
 from pathlib import PurePosixPath, PureWindowsPath
@@ -18,6 +19,11 @@ from typing import IO
 import pikepdf
 from django.conf import settings
 from PIL import Image
+
+from apps.ocr import limits
+from apps.ocr.limits import UPLOAD_CODES, InvalidUpload
+
+__all__ = ["UPLOAD_CODES", "InvalidUpload", "safe_filename", "sniff_kind", "validate_upload"]
 
 KINDS: tuple[str, ...] = ("pdf", "png", "jpeg", "tiff")
 EXTENSIONS = {"pdf": ".pdf", "png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
@@ -34,10 +40,22 @@ FILENAME_MAX_CHARS = 100
 EXTENSION_MAX_CHARS = 8
 _ENCRYPTED = "The PDF is encrypted (password-protected); remove the encryption and upload again."
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class InvalidUpload(ValueError):
-    """The uploaded file cannot be OCRed; the message says why, for the user."""
+# What a hostile file can make pikepdf or Pillow raise: each is a 400 (`invalid_file`).
+PARSER_ERRORS: tuple[type[Exception], ...] = (
+    pikepdf.PdfError,
+    OSError,
+    SyntaxError,
+    EOFError,
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    ArithmeticError,
+    struct.error,
+    RuntimeError,
+    NotImplementedError,
+)
 
 
 def sniff_kind(head: bytes) -> str:
@@ -50,16 +68,17 @@ def sniff_kind(head: bytes) -> str:
             return kind
     raise InvalidUpload(
         "Unsupported file type: the content is not a PDF, PNG, JPEG or TIFF file "
-        "(checked from the file's first bytes, not its name)."
+        "(checked from the file's first bytes, not its name).",
+        code="unsupported_type",
     )
 
 
 def validate_upload(f) -> str:
     """Check a Django UploadedFile by content and return its kind.
 
-    Checks: not empty, at most settings.UPLOAD_MAX_BYTES, a known signature; images
-    must decode and stay under OCR_MAX_IMAGE_MPIXELS; PDFs must open, be
-    unencrypted and have 1..OCR_MAX_PAGES pages. Raises InvalidUpload.
+    Checks: not empty, at most settings.UPLOAD_MAX_BYTES, a known signature; then the
+    limits of apps/ocr/limits.py from headers only (pages, page areas, pixels, frames);
+    images must decode, PDFs must open and be unencrypted. Raises InvalidUpload.
     The file position is left at the start.
     """
     _check_size(f.size)
@@ -100,7 +119,7 @@ def _check_size(size: int | None) -> None:
     if not size:
         raise InvalidUpload("The file is empty.")
     if size > limit:
-        raise InvalidUpload(
+        raise limits.too_large(
             f"The file is too large: {_megabytes(size)} ({size} bytes); "
             f"the limit is {_megabytes(limit)} ({limit} bytes)."
         )
@@ -110,21 +129,8 @@ def _megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def _max_pixels() -> int:
-    return int(settings.OCR_MAX_IMAGE_MPIXELS * 1_000_000)
-
-
-def _check_pixels(width: int, height: int, what: str) -> None:
-    if width * height > _max_pixels():
-        raise InvalidUpload(
-            f"The {what} is too large: {width} x {height} pixels "
-            f"({width * height / 1e6:.1f} megapixels); the limit is "
-            f"{settings.OCR_MAX_IMAGE_MPIXELS:g} megapixels."
-        )
-
-
 def _check_image(f: IO[bytes], kind: str) -> None:
-    """Bound the pixels from the header before decoding, then check the data is whole.
+    """Bound frames and pixels from the header before decoding, then check the data is whole.
 
     PNG: ``verify()`` checks every chunk's CRC without decompressing. JPEG and TIFF:
     ``verify()`` reads nothing past the header, so decode instead (JPEG at 1/8
@@ -132,16 +138,15 @@ def _check_image(f: IO[bytes], kind: str) -> None:
     """
     try:
         with _open_image(f, kind) as image:
-            _check_page_count(getattr(image, "n_frames", 1), "image")
-            _check_frames(image)
+            limits.check_image_frames(image, kind)
             _decode_check(image, kind)
     except InvalidUpload:
         raise
     except Image.DecompressionBombError as exc:
-        raise InvalidUpload(
+        raise limits.too_large(
             f"The image is too large; the limit is {settings.OCR_MAX_IMAGE_MPIXELS:g} megapixels."
         ) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except PARSER_ERRORS as exc:
         raise InvalidUpload(f"The {kind.upper()} image is damaged or truncated.") from exc
 
 
@@ -150,13 +155,6 @@ def _open_image(f: IO[bytes], kind: str) -> Image.Image:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         return Image.open(f, formats=[kind.upper()])
-
-
-def _check_frames(image: Image.Image) -> None:
-    for index in range(getattr(image, "n_frames", 1)):
-        image.seek(index)
-        _check_pixels(*image.size, what="image")
-    image.seek(0)
 
 
 def _decode_check(image: Image.Image, kind: str) -> None:
@@ -168,29 +166,20 @@ def _decode_check(image: Image.Image, kind: str) -> None:
     image.load()
 
 
-def _check_page_count(count: int, what: str) -> None:
-    limit = settings.OCR_MAX_PAGES
-    if count < 1:
-        raise InvalidUpload(f"The {what} has no pages.")
-    if count > limit:
-        raise InvalidUpload(f"The {what} has {count} pages; the limit is {limit} pages.")
-
-
 def _check_pdf(f) -> None:
-    """Open the PDF with pikepdf: refuse damaged, encrypted, empty or too long ones."""
+    """Open the PDF with pikepdf: refuse damaged, encrypted, empty, too long or too big ones."""
     _check_pdf_tail(f)
     try:
         with pikepdf.open(_pdf_source(f)) as pdf:
             if pdf.is_encrypted:
-                raise InvalidUpload(_ENCRYPTED)
-            _check_page_count(len(pdf.pages), "PDF")
-            _check_pdf_images(pdf)
+                raise InvalidUpload(_ENCRYPTED, code="encrypted")
+            limits.check_pdf(pdf)
     except InvalidUpload:
         raise
     except pikepdf.PasswordError as exc:
-        raise InvalidUpload(_ENCRYPTED) from exc
-    except (pikepdf.PdfError, ValueError, RuntimeError) as exc:
-        raise InvalidUpload("The PDF is damaged or truncated and cannot be read.") from exc
+        raise InvalidUpload(_ENCRYPTED, code="encrypted") from exc
+    except PARSER_ERRORS as exc:
+        raise InvalidUpload("The PDF is damaged or malformed and cannot be read.") from exc
 
 
 def _check_pdf_tail(f) -> None:
@@ -211,11 +200,3 @@ def _pdf_source(f):
     if hasattr(f, "temporary_file_path"):
         return f.temporary_file_path()
     return io.BytesIO(f.read())
-
-
-def _check_pdf_images(pdf: pikepdf.Pdf) -> None:
-    """Refuse an embedded image above the pixel limit (a tiny file can hold a huge one)."""
-    for page in pdf.pages:
-        for image in page.get_images().values():
-            width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
-            _check_pixels(width, height, what="image inside the PDF")

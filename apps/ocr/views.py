@@ -1,20 +1,23 @@
-"""The OCR server's one endpoint: `POST /ocr/predict` runs `run_ocr` and answers."""
+"""The OCR server's one endpoint: `POST /ocr/predict` runs `run_ocr` in a killable child
+(apps/ocr/isolation.py) and answers: 504 `timeout`, 422 `memory` when a limit is hit."""
 
 import os
 import socket
 import tempfile
 from pathlib import Path
 
+from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.ocr import corpus
-from apps.ocr.engine import OcrError, PredictRequest, run_ocr
+from apps.ocr.engine import OcrError, OcrResult, PredictRequest
 from apps.ocr.inputs import DocumentSerializer
+from apps.ocr.isolation import run_ocr_limited
 
-ERROR_STATUS = {"missing_dependency": 500, "timeout": 504, "ocr_failed": 500}
+ERROR_STATUS = {"missing_dependency": 500, "timeout": 504, "ocr_failed": 500, "memory": 422}
 
 
 class PredictView(APIView):
@@ -56,15 +59,20 @@ class PredictView(APIView):
     @staticmethod
     def _run(document):
         if document.upload is None:
-            source = corpus.resolve(document.name)
-            return run_ocr(
-                PredictRequest(source=source, name=document.name, language=document.language)
-            )
+            return _ocr(corpus.resolve(document.name), document)
         with tempfile.TemporaryDirectory(prefix="ocr-upload-") as tmp:
             source = Path(tmp) / document.name
             with source.open("wb") as out:
                 for chunk in document.upload.chunks():
                     out.write(chunk)
-            return run_ocr(
-                PredictRequest(source=source, name=document.name, language=document.language)
-            )
+            return _ocr(source, document)
+
+
+def _ocr(source: Path, document) -> OcrResult:
+    """OCR in a child under OCR_SERVER_MEMORY_LIMIT_MB and OCR_SERVER_TIME_LIMIT_S."""
+    request = PredictRequest(source=source, name=document.name, language=document.language)
+    return run_ocr_limited(
+        request,
+        memory_limit_mb=settings.OCR_SERVER_MEMORY_LIMIT_MB,
+        time_limit_s=settings.OCR_SERVER_TIME_LIMIT_S,
+    )

@@ -1,5 +1,6 @@
-"""Access control: anonymous 401, a job seen only by its owner (and staff), per-token
-throttling, bench workloads behind a permission."""
+"""Access control: anonymous 401, a job seen only by its owner (and holders of the view
+permission), per-token throttling, bench workloads behind a permission; staff alone grants
+nothing."""
 
 import httpx
 import pytest
@@ -72,21 +73,23 @@ def test_ocr_servers_mount_only_the_ocr_endpoint(ocr_servers):
     assert httpx.get(f"{server}/ocr/predict", timeout=10).status_code == 405  # POST only
 
 
-def test_a_job_is_seen_by_its_owner_and_staff_only(make_api_user, no_publish):
+def test_a_job_is_seen_by_its_owner_and_view_permission_holders_only(make_api_user, no_publish):
     _, alice = make_api_user("alice")
     _, bob = make_api_user("bob")
-    _, boss = make_api_user("boss", staff=True)
+    _, staff = make_api_user("staff", staff=True)
+    _, auditor = make_api_user("auditor", perms=["jobs.view_ocrjob"])
     response = submit(as_user(alice))
     assert response.status_code == 202, response.content
     job_id = response.json()["id"]
     assert OcrJob.objects.get(id=job_id).owner.username == "alice"
-    for url in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}?wait=1", f"/api/jobs/{job_id}/pdf"):
-        assert as_user(bob).get(url).status_code == 404, url
+    for user in (bob, staff):
+        for url in (f"/api/jobs/{job_id}", f"/api/jobs/{job_id}?wait=1", f"/api/jobs/{job_id}/pdf"):
+            assert as_user(user).get(url).status_code == 404, url
+        assert as_user(user).get("/api/jobs").json()["results"] == []
     assert as_user(alice).get(f"/api/jobs/{job_id}").status_code == 200
-    assert as_user(boss).get(f"/api/jobs/{job_id}").json()["id"] == job_id
-    assert as_user(bob).get("/api/jobs").json()["results"] == []
+    assert as_user(auditor).get(f"/api/jobs/{job_id}").json()["id"] == job_id
     assert [j["id"] for j in as_user(alice).get("/api/jobs").json()["results"]] == [job_id]
-    assert [j["id"] for j in as_user(boss).get("/api/jobs").json()["results"]] == [job_id]
+    assert [j["id"] for j in as_user(auditor).get("/api/jobs").json()["results"]] == [job_id]
 
 
 def test_version_endpoints_keep_jobs_apart_too(make_api_user, no_publish):
@@ -108,13 +111,14 @@ def test_bench_workloads_are_refused_to_a_plain_user(make_api_user, no_publish, 
     assert not OcrJob.objects.exists()
 
 
-def test_bench_workloads_need_the_permission_or_staff(make_api_user, no_publish):
+def test_bench_workloads_need_the_permission_not_staff(make_api_user, no_publish):
     _, alice = make_api_user("alice")
     _, runner = make_api_user("runner", bench=True)
-    _, boss = make_api_user("boss", staff=True)
+    _, staff = make_api_user("staff", staff=True)
     assert submit(as_user(alice), "ocr").status_code == 202
     assert submit(as_user(runner), "noop").status_code == 202
-    assert submit(as_user(boss), "sleep:1").status_code == 202
+    assert submit(as_user(staff), "sleep:1").status_code == 403
+    assert submit(as_user(staff), "ocr").status_code == 202
 
 
 def test_throttling_answers_429_with_retry_after(make_api_user, settings):
@@ -142,6 +146,13 @@ def test_bench_users_are_not_throttled(api_client, settings):
     settings.API_THROTTLE_RATE = "2/min"
     cache.clear()
     assert {api_client.get("/api/jobs").status_code for _ in range(5)} == {200}
+
+
+def test_staff_alone_is_throttled(make_api_user, settings):
+    settings.API_THROTTLE_RATE = "2/min"
+    cache.clear()
+    _, staff = make_api_user("staff", staff=True)
+    assert [as_user(staff).get("/api/jobs").status_code for _ in range(3)] == [200, 200, 429]
 
 
 def test_an_authenticated_async_call_records_its_owner(make_api_user, settings):

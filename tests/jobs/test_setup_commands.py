@@ -2,6 +2,7 @@
 production settings pass `check --deploy`."""
 
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,7 @@ def dotenv(settings, tmp_path, monkeypatch):
     return path
 
 
-def test_ensure_api_token_makes_the_bench_user_and_writes_env(dotenv):
+def test_ensure_api_token_makes_the_bench_user_and_writes_env(dotenv, capsys):
     call_command("ensure_api_token")
     user = get_user_model().objects.get(username="bench")
     key = Token.objects.get(user=user).key
@@ -37,6 +38,23 @@ def test_ensure_api_token_makes_the_bench_user_and_writes_env(dotenv):
     assert dotenv.read_text().splitlines() == ["DJANGO_DEBUG=1", f"OCRLAB_API_TOKEN={key}"]
     call_command("ensure_api_token")  # idempotent: same token, one line
     assert dotenv.read_text().count("OCRLAB_API_TOKEN=") == 1 and key in dotenv.read_text()
+    output = capsys.readouterr().out
+    assert key not in output
+    assert "in .env (OCRLAB_API_TOKEN)" in output
+
+
+def test_dotenv_is_written_readable_by_its_owner_only(dotenv):
+    dotenv.chmod(0o644)
+    call_command("ensure_api_token")
+    assert stat.S_IMODE(dotenv.stat().st_mode) == 0o600
+
+
+def test_ensure_api_token_without_env_shows_a_new_token_once(dotenv, capsys):
+    call_command("ensure_api_token", "--no-env")
+    key = Token.objects.get(user__username="bench").key
+    assert key in capsys.readouterr().out
+    call_command("ensure_api_token", "--no-env")
+    assert key not in capsys.readouterr().out
 
 
 def test_ensure_api_token_takes_the_key_from_the_environment(dotenv, monkeypatch):
@@ -57,13 +75,24 @@ def test_ensure_superuser_generates_and_keeps_a_password(dotenv, monkeypatch, ca
     call_command("ensure_superuser")
     line = next(x for x in dotenv.read_text().splitlines() if x.startswith("DJANGO_SUPER"))
     password = line.split("=", 1)[1]
-    assert len(password) >= 12 and password in capsys.readouterr().out
+    output = capsys.readouterr().out
+    assert len(password) >= 12 and password not in output
+    assert "password generated into .env (DJANGO_SUPERUSER_PASSWORD)" in output
+    assert stat.S_IMODE(dotenv.stat().st_mode) == 0o600
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password(password)
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "from-the-environment")
     call_command("ensure_superuser")
     admin.refresh_from_db()
     assert admin.check_password("from-the-environment")
+    assert "from-the-environment" not in capsys.readouterr().out
+
+
+def test_setup_writes_a_private_env_with_debug_off():
+    script = (ROOT / "scripts" / "setup.sh").read_text()
+    body = script[script.index("write_env() {") :]
+    assert "DJANGO_DEBUG=0" in body and "DJANGO_DEBUG=1" not in body
+    assert "umask 077" in body and "chmod 600" in body
 
 
 PRODUCTION = {

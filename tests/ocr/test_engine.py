@@ -138,7 +138,7 @@ def test_huge_pixel_image_is_refused_before_ocr(tmp_path, settings):
     path = tmp_path / "huge.png"
     Image.new("1", (10_000, 6_000), 1).save(path)
     error = ocr_error(path)
-    assert error.code == "too_big" and "60 megapixels" in error.reason
+    assert error.code == "too_big" and "60.0 megapixels" in error.reason
 
 
 # --- PDFs the engine refuses or handles ---------------------------------------------

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from apps.jobs import services
@@ -105,6 +106,16 @@ def test_dashboard_is_staff_only(client, django_user_model):
     client.force_login(user)
     assert client.get("/admin/ops/").status_code == 302
     assert client.get("/admin/ops/dashboard.json").status_code == 302
+
+
+def test_dashboard_needs_the_view_permission_not_staff_alone(client, django_user_model):
+    user = django_user_model.objects.create_user("staffer", password="pw-st-123", is_staff=True)
+    client.force_login(user)
+    assert client.get("/admin/ops/").status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="view_ocrjob"))
+    user = django_user_model.objects.get(pk=user.pk)  # a fresh permission cache
+    client.force_login(user)
+    assert client.get("/admin/ops/dashboard.json").status_code == 200
 
 
 def test_dashboard_shows_depth_workers_and_failures(admin_client):

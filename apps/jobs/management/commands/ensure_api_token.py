@@ -8,6 +8,9 @@ limit) unless --no-bench. The token is written as OCRLAB_API_TOKEN to .env, whic
 settings, the bench, locust and `demo` read (ocrproject.env.api_auth_headers()).
 When OCRLAB_API_TOKEN is already set (the environment, or .env from an earlier set-up),
 that key becomes the user's token, so a compose stack can hand one key to every service.
+The output says where the token is, never the token itself (it would end up in logs),
+except with --no-env when a token is newly made: it is printed once, as nothing else
+holds it.
 """
 
 import os
@@ -53,8 +56,15 @@ class Command(BaseCommand):
 
     def handle(self, *args, user: str, no_bench: bool, no_env: bool, **options):
         key = os.environ.get(API_TOKEN_ENV, "").strip()
+        existing = set(Token.objects.filter(user__username=user).values_list("key", flat=True))
         token = ensure_api_user(username=user, bench=not no_bench, key=key)
         if not no_env:
             dotenv_set(settings.BASE_DIR / ".env", API_TOKEN_ENV, token.key)
-        where = "" if no_env else " (OCRLAB_API_TOKEN in .env)"
-        self.stdout.write(f"API user {user!r}: token {token.key}{where}")
+            where = f"in .env ({API_TOKEN_ENV})"
+        elif token.key == key:
+            where = f"from the environment ({API_TOKEN_ENV})"
+        elif token.key in existing:
+            where = "unchanged (not shown; see the admin's Tokens)"
+        else:
+            where = f"new (shown once, stored nowhere): {token.key}"
+        self.stdout.write(f"API user {user!r}: token {where}")

@@ -1,7 +1,9 @@
 """Create (or update) the admin user DJANGO_SUPERUSER_USERNAME (default `admin`).
 
-The password comes from DJANGO_SUPERUSER_PASSWORD; when it is unset, one is generated,
-stored in .env as DJANGO_SUPERUSER_PASSWORD (so later runs keep it) and printed.
+The password comes from DJANGO_SUPERUSER_PASSWORD; when it is unset, one is generated and
+stored in .env as DJANGO_SUPERUSER_PASSWORD (so later runs keep it). The output says where
+the password is, never the password itself (it would end up in logs), except with
+--no-env: a generated password is then printed once, as nothing else holds it.
 """
 
 import os
@@ -38,5 +40,12 @@ class Command(BaseCommand):
         user.is_staff = user.is_superuser = True
         user.save()
         action = "created" if created else "updated"
-        note = " (generated, stored in .env)" if generated and not no_env else ""
-        self.stdout.write(f"superuser {username!r} {action}; password: {password}{note}")
+        self.stdout.write(f"superuser {username!r} {action}; {_where(generated, no_env, password)}")
+
+
+def _where(generated: bool, no_env: bool, password: str) -> str:
+    if not generated:
+        return f"password from the environment ({PASSWORD_ENV})"
+    if no_env:
+        return f"generated password (shown once, stored nowhere): {password}"
+    return f"password generated into .env ({PASSWORD_ENV})"
