@@ -3,10 +3,10 @@ too few repeats cannot decide, defects fail, and the first screen says so."""
 
 import json
 
+from apps.bench.decide.answer import first_screen, stability
+from apps.bench.decide.decision import BEST, FAIL, OK, SAME, UNDECIDED, WORSE, decide
+from apps.bench.decide.rule import Samples, differs, mad, relative_spread
 from apps.bench.measure.aggregate import summarize
-from apps.bench.measure.compare import Samples, differs, mad, relative_spread
-from apps.bench.report.answer import first_screen, stability
-from apps.bench.report.decision import BEST, FAIL, OK, SAME, UNDECIDED, WORSE, decide
 from apps.bench.report.export import write_all
 from apps.bench.report.family_sections import faults_table
 from apps.bench.report.targets import evaluate

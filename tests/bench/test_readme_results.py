@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from apps.bench.report.readme import committed_run, results_block, rewrite
+from apps.bench.decide.readme import committed_run, results_block, rewrite
 
 ROOT = Path(__file__).resolve().parents[2]
 

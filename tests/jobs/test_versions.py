@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from django.urls import Resolver404, resolve
 
+from apps.bench.decide import decision
 from apps.bench.plan.cells import ALL_VERSIONS, MatrixParams, build_matrix, target_spec
 from apps.bench.plan.defaults import full_plan
-from apps.bench.report import decision
 from apps.jobs import sync_views, versions
 from apps.jobs.apps import check_version_backends
 from apps.jobs.management.commands import demo

@@ -39,8 +39,8 @@ CHAIN = "pickup+mixed+overload"  # at W = 2: three families in one warm stack
 
 
 ROUNDS = 3  # repeats of the OCR throughput cells (W = cores), interleaved
-ROUND_JOBS = 12  # jobs at once per throughput cell: 6 per worker at W = 2
-FLOOR_JOBS = 8  # jobs at once per noise-floor cell (W = 1)
+ROUND_JOBS = 8  # jobs at once per throughput cell: 4 per worker at W = 2
+FLOOR_JOBS = 6  # jobs at once per noise-floor cell (W = 1)
 
 
 def ocr_cells(
@@ -77,12 +77,9 @@ def family_cells(family: str, names: list[str], workers: list[int], repeats: int
 def full_plan(extra_backends: list[str], cores: int = 2) -> list[CellSpec]:
     """`make bench`: the reference scenario (V0, V1 at W = 1; V2 at W = 1, 2, 4), the noise
     floor (every queue at W = 1), OCR throughput at W = cores in ROUNDS interleaved rounds
-    (V2 and every queue), then the families at W = cores, 3 repeats each."""
+    (every queue: the pick is among them), then the families at W = cores, 3 repeats each."""
     queue = list(QUEUE_VERSIONS) + list(extra_backends)
-    sync = [n for n in SYNC_VERSIONS if n not in SINGLE_SERVER]
-    rounds = [
-        c for r in range(1, ROUNDS + 1) for c in ocr_cells([*sync, *queue], [cores], r, ROUND_JOBS)
-    ]
+    rounds = [c for r in range(1, ROUNDS + 1) for c in ocr_cells(queue, [cores], r, ROUND_JOBS)]
     return (
         ocr_cells(list(SYNC_VERSIONS), [1, 2, 4])
         + ocr_cells(queue, [1], jobs=FLOOR_JOBS)

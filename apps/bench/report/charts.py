@@ -13,9 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from apps.bench.decide.decision import display_name  # noqa: E402
 from apps.bench.measure.cpu import COMPONENTS as CPU_COMPONENTS  # noqa: E402
 from apps.bench.measure.metrics import percentile  # noqa: E402
-from apps.bench.report.decision import display_name  # noqa: E402
 
 DPI = 110
 PALETTE = [plt.get_cmap("tab20")(i) for i in range(20)]

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from apps.bench.report import answer as first
+from apps.bench.decide import answer as first
+from apps.bench.decide.decision import decide
 from apps.bench.report import family_sections as rf
 from apps.bench.report.cell_plots import PLOTS
 from apps.bench.report.charts import write_charts
 from apps.bench.report.cpu_sections import sections as cpu_sections
-from apps.bench.report.decision import decide
 from apps.bench.report.markdown import render_markdown
 from apps.bench.report.sweep import sweep_table
 

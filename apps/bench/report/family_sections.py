@@ -6,9 +6,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
+from apps.bench.decide.decision import display_name
 from apps.bench.measure.cpu import COMPONENTS as CPU_COMPONENTS
 from apps.bench.report import chaos_table
-from apps.bench.report.decision import display_name
 from apps.bench.report.markdown import NONE, table
 
 NOT_MEASURED = "not measured"

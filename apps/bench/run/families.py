@@ -60,7 +60,7 @@ MB = 1024 * 1024
 class FamilyParams:
     """Sizes of the families: FULL for `make bench`, QUICK for --quick, TINY for tests."""
 
-    probe_jobs: int = 20
+    probe_jobs: int = 15
     burst_jobs: int = 200
     short_workload: str = "sleep:0.05"
     long_workload: str = "sleep:2"
@@ -70,7 +70,7 @@ class FamilyParams:
     overload_workload: str = "sleep:0.2"
     calibrate_jobs: int = 10
     overload_factor: float = 1.5
-    overload_s: float = 4.0
+    overload_s: float = 3.0
     sample_every_s: float = 0.25
     drain_timeout_s: float = 120.0
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.bench.report.readme import results_block, rewrite
+from apps.bench.decide.readme import results_block, rewrite
 
 
 class Command(BaseCommand):

@@ -11,8 +11,8 @@ import json
 import re
 from pathlib import Path
 
-from apps.bench.report.answer import first_screen
-from apps.bench.report.decision import decide
+from apps.bench.decide.answer import first_screen
+from apps.bench.decide.decision import decide
 
 BEGIN = "<!-- bench:results {run} -->"
 END = "<!-- bench:results end -->"

@@ -2,8 +2,8 @@
 
 One criterion per property, each from its own cells (nothing derived from another):
 OCR throughput at W = cores, noop capacity, pickup p99 at idle, head-of-line penalty,
-overload drain, CPU per noop job (repeats, judged by `measure.compare`: bootstrap
-interval of the difference of medians plus a minimum effect), and from the chaos run the
+overload drain, CPU per noop job (repeats, judged by `decide.rule`: median of repeats,
+3 MAD and a minimum effect), and from the chaos run the
 defects (lost + stored twice + stuck: must be zero), jobs executed twice and recovery time.
 Every sample is one repeat of a cell (`results`), so repeats interleaved across backends
 count as such. The noise floor is the spread of OCR throughput at W = 1 across the queue
@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from apps.bench.measure.compare import Samples, differs, min_effect, relative_spread, samples
+from apps.bench.decide.rule import Samples, differs, min_effect, relative_spread, samples
 from apps.jobs import versions
 
 SYNC_NAMES = {v.name: v.short for v in versions.VERSIONS if v.kind == versions.SYNC}

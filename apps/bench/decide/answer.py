@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from apps.bench.measure.compare import MIN_EFFECT_REL, MIN_REPEATS, SPREAD_K, Samples
-from apps.bench.report.decision import (
+from apps.bench.decide.decision import (
     BEST,
     BY_KEY,
     CRITERIA,
@@ -13,6 +12,7 @@ from apps.bench.report.decision import (
     UNDECIDED,
     queue_names,
 )
+from apps.bench.decide.rule import MIN_EFFECT_REL, MIN_REPEATS, SPREAD_K, Samples
 from apps.bench.report.markdown import table
 
 RULE = (
