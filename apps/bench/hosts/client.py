@@ -1,0 +1,85 @@
+"""The API side of a multi-host run: `python -m apps.bench.hosts.client probe|burst ...`,
+started with DATABASE_URL and the broker URLs of the lab's broker host in its environment.
+It creates jobs through services.job_create (the row, then the publish after commit, as the
+API does), waits on their rows and prints them as one JSON list (epoch-second floats), for
+the caller to compute pickup and capacity. Django is set up before anything else is
+imported (a process entry point, like wsgi.py).
+
+probe: `--jobs` jobs one at a time, each after the previous finished.
+burst: `--jobs` jobs at once, then wait for all of them.
+"""
+
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
+django.setup()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+from apps.jobs import services  # noqa: E402
+from apps.jobs.models import FINISHED, OcrJob  # noqa: E402
+from apps.jobs.versions import API_VERSION  # noqa: E402
+
+POLL_S = 0.02
+ROW_FIELDS = ("id", "status", "attempts", "created_at", "queued_at", "started_at", "finished_at")
+
+
+def create(*, backend: str, tag: str, workload: str, document: str) -> OcrJob:
+    return services.job_create(
+        version=API_VERSION, backend=backend, document=document, workload=workload, run_tag=tag
+    )
+
+
+def wait_finished(tag: str, count: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if OcrJob.objects.filter(run_tag=tag, status__in=FINISHED).count() >= count:
+            return True
+        time.sleep(POLL_S)
+    return False
+
+
+def rows(tag: str) -> list[dict]:
+    found = OcrJob.objects.filter(run_tag=tag).order_by("created_at").values(*ROW_FIELDS)
+    return [
+        {k: (v.timestamp() if hasattr(v, "timestamp") else v) for k, v in row.items()}
+        | {"id": str(row["id"])}
+        for row in found
+    ]
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    kwargs = {"backend": args.backend, "tag": args.tag, "workload": args.workload}
+    kwargs["document"] = args.document
+    if args.mode == "probe":
+        for i in range(args.jobs):
+            create(**kwargs)
+            if not wait_finished(args.tag, i + 1, args.timeout_s):
+                break
+    else:
+        for _ in range(args.jobs):
+            create(**kwargs)
+        wait_finished(args.tag, args.jobs, args.timeout_s)
+    return rows(args.tag)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="create jobs, wait, print their rows")
+    parser.add_argument("mode", choices=["probe", "burst"])
+    parser.add_argument("--backend", required=True)
+    parser.add_argument("--tag", required=True)
+    parser.add_argument("--jobs", type=int, default=1)
+    parser.add_argument("--workload", default="noop")
+    parser.add_argument("--document", default="sample.pdf")
+    parser.add_argument("--timeout-s", type=float, default=60.0)
+    json.dump(run(parser.parse_args()), sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
