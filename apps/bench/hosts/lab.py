@@ -60,8 +60,9 @@ class HostLab:
         install_handlers()
         self.net.__enter__()
         try:
-            self.ends = start_services(self.net, BROKER, kinds=self.kinds)
-            self._migrate()
+            self.ends = start_services(
+                self.net, BROKER, kinds=self.kinds, on_db_ready=self._migrate
+            )
             host = self.net.hosts[self.worker_hosts[0]]
             self.method = delay.NETEM if delay.netem_available(host.veth) else delay.PROXY
             self._start_proxy(0.0)
@@ -84,7 +85,8 @@ class HostLab:
         urls = self.ends.urls(delayed=delayed)
         return {**os.environ, **WORKER_ENV, "OCRLAB_QUEUE_PREFIX": self.prefix, **urls}
 
-    def _migrate(self) -> None:
+    def _migrate(self, ends: Endpoints) -> None:
+        self.ends = ends
         cmd = launch.manage_command("migrate", "--noinput")
         subprocess.run(
             cmd,

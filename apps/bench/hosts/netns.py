@@ -29,6 +29,7 @@ PREFIX_FMT = "ocrlab-{pid}-"  # namespace names
 LINK_FMT = "ol{pid}"  # veth and bridge names (15 characters at most)
 CMD_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
+TEARDOWN_STOP_S = 2.0  # then SIGKILL: nothing of the lab outlives it anyway
 _LABS: list[Lab] = []
 _LOCK = threading.Lock()
 
@@ -146,7 +147,7 @@ class Lab:
             return
         self._down = True
         with launch.signals_ignored():
-            launch.stop_groups(self.procs, timeout_s=STOP_TIMEOUT_S)
+            launch.stop_groups(self.procs, timeout_s=TEARDOWN_STOP_S)
             for host in self.hosts.values():
                 kill_namespace_processes(host.netns)
             for name in self.namespaces():

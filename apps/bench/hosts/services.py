@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sysconfig
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,8 +133,15 @@ def start_tansu(lab: Lab, host: str, addr: str) -> subprocess.Popen[bytes]:
     return lab.start(host, "tansu", [*cmd, "--storage-engine", "memory://tansu/"], cwd=lab.workdir)
 
 
-def start_services(lab: Lab, host: str, *, kinds: tuple[str, ...] = tuple(PORTS)) -> Endpoints:
-    """Start the services of `kinds` on `host` (which has two addresses) and wait for them."""
+def start_services(
+    lab: Lab,
+    host: str,
+    *,
+    kinds: tuple[str, ...] = tuple(PORTS),
+    on_db_ready: Callable[[Endpoints], None] | None = None,
+) -> Endpoints:
+    """Start the services of `kinds` on `host` (which has two addresses) and wait for them;
+    `on_db_ready(endpoints)` runs once PostgreSQL answers, while the others still boot."""
     db_addr, mq_addr = lab.hosts[host].addrs[:2]
     ends = Endpoints(db_addr=db_addr, mq_addr=mq_addr)
     starters = {
@@ -147,6 +155,8 @@ def start_services(lab: Lab, host: str, *, kinds: tuple[str, ...] = tuple(PORTS)
         for kind in starters
         if kind in kinds
     }
+    if on_db_ready is not None and "postgres" in kinds:
+        on_db_ready(ends)
     for kind in kinds:
         address, port = ends.targets()[kind]
         timeout_s = RABBIT_TIMEOUT_S if kind == "rabbit" else START_TIMEOUT_S
