@@ -7,6 +7,8 @@ imported (a process entry point, like wsgi.py).
 
 probe: `--jobs` jobs one at a time, each after the previous finished.
 burst: `--jobs` jobs at once, then wait for all of them.
+inflight: keep `--jobs` unfinished jobs in flight until `--stop-file` exists; prints
+{"ids": [...], "errors": N} (a failed submit is an error the user sees: nothing accepted).
 """
 
 import os
@@ -20,6 +22,9 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from django.db import DatabaseError, InterfaceError, connections  # noqa: E402
 
 from apps.jobs import services  # noqa: E402
 from apps.jobs.models import FINISHED, OcrJob  # noqa: E402
@@ -53,9 +58,27 @@ def rows(tag: str) -> list[dict]:
     ]
 
 
-def run(args: argparse.Namespace) -> list[dict]:
+def inflight(args: argparse.Namespace, kwargs: dict) -> dict:
+    ids, errors = [], 0
+    stop = Path(args.stop_file)
+    while not stop.exists():
+        try:
+            unfinished = OcrJob.objects.filter(run_tag=args.tag).exclude(status__in=FINISHED)
+            for _ in range(args.jobs - unfinished.count()):
+                ids.append(str(create(**kwargs).id))
+        except (DatabaseError, InterfaceError):
+            errors += 1
+            connections.close_all()
+            time.sleep(0.5)
+        time.sleep(0.1)
+    return {"ids": ids, "errors": errors}
+
+
+def run(args: argparse.Namespace) -> list[dict] | dict:
     kwargs = {"backend": args.backend, "tag": args.tag, "workload": args.workload}
     kwargs["document"] = args.document
+    if args.mode == "inflight":
+        return inflight(args, kwargs)
     if args.mode == "probe":
         for i in range(args.jobs):
             create(**kwargs)
@@ -70,15 +93,21 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="create jobs, wait, print their rows")
-    parser.add_argument("mode", choices=["probe", "burst"])
+    parser.add_argument("mode", choices=["probe", "burst", "inflight"])
     parser.add_argument("--backend", required=True)
     parser.add_argument("--tag", required=True)
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--workload", default="noop")
     parser.add_argument("--document", default="sample.pdf")
     parser.add_argument("--timeout-s", type=float, default=60.0)
-    json.dump(run(parser.parse_args()), sys.stdout)
-    sys.stdout.write("\n")
+    parser.add_argument("--stop-file", help="inflight: stop once this file exists")
+    parser.add_argument("--out", help="write the JSON here instead of to stdout")
+    args = parser.parse_args()
+    text = json.dumps(run(args)) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
 
 
 if __name__ == "__main__":

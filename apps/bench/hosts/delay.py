@@ -108,12 +108,19 @@ async def serve(routes: Sequence[tuple[tuple[str, int], tuple[str, int]]], delay
 
         servers.append(await asyncio.start_server(handle, *listen, reuse_address=True))
     print(f"delay proxy: {len(servers)} routes, one-way {delay_s * 1000:g} ms", flush=True)
-    stop = asyncio.Event()
+    stop, loop = asyncio.Event(), asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)
+    loop.set_exception_handler(_quiet_cancel)
     await stop.wait()
     for server in servers:
         server.close()
+
+
+def _quiet_cancel(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Connections cancelled as the proxy stops are not errors worth a traceback."""
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from apps.bench.hosts import delay
-from apps.bench.hosts.netns import Lab, install_handlers
+from apps.bench.hosts.netns import Lab, install_handlers, ip
 from apps.bench.hosts.services import DELAYED_OFFSET, PORTS, Endpoints, start_services
 from apps.ops import launch
 
@@ -80,10 +80,12 @@ class HostLab:
     # --- environment ---
 
     def env(self, *, delayed: bool) -> dict[str, str]:
-        """This process's environment with the lab's URLs (delayed: the workers' view)."""
+        """This process's environment, WORKER_ENV, `env` (the constructor's, or extra_env set
+        later) and the lab's URLs (delayed: the workers' view)."""
         assert self.ends is not None
         urls = self.ends.urls(delayed=delayed)
-        return {**os.environ, **WORKER_ENV, "OCRLAB_QUEUE_PREFIX": self.prefix, **urls}
+        base = {**os.environ, **WORKER_ENV, "OCRLAB_QUEUE_PREFIX": self.prefix}
+        return {**base, **self.extra_env, **urls}
 
     def _migrate(self, ends: Endpoints) -> None:
         self.ends = ends
@@ -140,20 +142,40 @@ class HostLab:
         """`runworker` inside a worker host, talking to the broker host through the delay."""
         cmd = launch.worker_command(backend, count, workload)
         name = f"worker-{backend}-{host}"
-        return self.net.start(host, name, cmd, env={**self.env(delayed=True), **self.extra_env})
+        return self.net.start(host, name, cmd, env=self.env(delayed=True))
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
         self.net.stop(proc)
 
-    def client(self, mode: str, *, backend: str, tag: str, jobs: int = 1, **opts) -> list[dict]:
-        """Run the API-side client inside the API host; the rows of the jobs it made."""
+    def _client_cmd(self, mode: str, backend: str, tag: str, jobs: int, opts: dict) -> list[str]:
         cmd = [sys.executable, "-m", "apps.bench.hosts.client", mode, "--backend", backend]
         cmd += ["--tag", tag, "--jobs", str(jobs)]
         for key, value in opts.items():
             cmd += [f"--{key.replace('_', '-')}", str(value)]
+        return cmd
+
+    def client(self, mode: str, *, backend: str, tag: str, jobs: int = 1, **opts) -> list[dict]:
+        """Run the API-side client inside the API host; the rows of the jobs it made."""
+        cmd = self._client_cmd(mode, backend, tag, jobs, opts)
         timeout_s = float(opts.get("timeout_s", 60.0)) * max(1, jobs if mode == "probe" else 1)
         done = self.net.run(API, cmd, cwd=ROOT, env=self.env(delayed=False), timeout=timeout_s + 60)
         return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def start_client(
+        self, mode: str, *, backend: str, tag: str, jobs: int = 1, **opts
+    ) -> subprocess.Popen[bytes]:
+        """The client in the background (inflight: until its --stop-file exists)."""
+        cmd = self._client_cmd(mode, backend, tag, jobs, opts)
+        return self.net.start(API, f"client-{tag}", cmd, env=self.env(delayed=False))
+
+    def database_url(self) -> str:
+        """The lab's PostgreSQL as the API host and this process reach it (no delay)."""
+        return self.env(delayed=False)["DATABASE_URL"]
+
+    def host_pids(self, host: str) -> set[int]:
+        """Every process running inside `host` now."""
+        out = ip("netns", "pids", self.net.hosts[host].netns, check=False).stdout
+        return {int(pid) for pid in out.split()}
 
     def worker_log(self, backend: str, host: str) -> Path:
         return self.net.log(f"worker-{backend}-{host}")
