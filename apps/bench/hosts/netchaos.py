@@ -137,6 +137,8 @@ class NetChaos:
         )
         net_cell = NetCell(**vars(cell))
         net_cell.healed_recovery_s = recovery_seconds(rows, fault_at=fault_end, fault_end=fault_end)
+        healed = net_cell.healed_recovery_s
+        net_cell.notes.append(f"recovery after the heal: {'never' if healed is None else healed}s")
         if "failed" in output:
             net_cell.notes.append(output["failed"])
         return net_cell
@@ -154,6 +156,7 @@ class NetChaos:
             )
             if [row["status"] for row in rows] != ["DONE"]:
                 cell.stalled.append(host)
+                cell.notes.append(f"stalled: {host}'s workers ran no new job without a restart")
 
         _each([lambda c=cell: probe(c) for cell in cells])
         for cell in cells:
