@@ -4,6 +4,8 @@ another host, a clean teardown, and the delay proxy's mechanism."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import socket
 import statistics
 import subprocess
@@ -14,9 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from apps.bench.chaos.scenario import Options
 from apps.bench.hosts.delay import parse_route
+from apps.bench.hosts.faults import NETWORK_FAULTS, NetOptions, flaky_link
 from apps.bench.hosts.lab import HostLab
+from apps.bench.hosts.netchaos import run_network_faults
 from apps.bench.hosts.netns import hosts_available
+from apps.bench.hosts.network import worker_aliases, write_network
 from apps.ops import launch
 
 AVAILABLE, WHY_NOT = hosts_available()
@@ -115,3 +121,78 @@ def test_routes_parse_and_bad_ones_are_refused():
 def test_hosts_available_says_why_not():
     ok, reason = hosts_available()
     assert ok or reason
+
+
+@pytest.mark.slow
+@needs_hosts
+def test_a_worker_host_cut_off_past_its_lease_loses_nothing_and_consumes_again(tmp_path):
+    opts = Options(jobs=2, workers=2, job_s=1.0, lease_s=3.0, pause_margin_s=2.0, tail_s=1.0)
+    opts.deadline_s = 40.0
+    net = NetOptions(stall_timeout_s=20.0, start_timeout_s=30.0)
+    cells = run_network_faults(
+        backends=["db", "redis"], faults=["partition"], opts=opts, out_dir=tmp_path, net=net
+    )
+    assert [(c.backend, c.fault, c.skipped) for c in cells] == [
+        ("db", "partition", ""),
+        ("redis", "partition", ""),
+    ]
+    for cell in cells:
+        assert cell.jobs > 0 and (cell.lost, cell.stored_twice, cell.stuck) == (0, 0, 0)
+        assert cell.stalled == [] and cell.healed_recovery_s is not None
+    assert not [n for n in _namespaces() if n.startswith(f"ocrlab-{os.getpid()}-")]
+
+
+def _namespaces() -> list[str]:
+    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+
+
+def test_flaky_link_flaps_for_its_duration():
+    class FakeNet:
+        def __init__(self):
+            self.calls = []
+
+        def cut(self, host):
+            self.calls.append(("cut", host))
+
+        def heal(self, host):
+            self.calls.append(("heal", host))
+
+    lab = type("FakeLab", (), {"net": FakeNet()})()
+    notes = flaky_link(lab, Options(), NetOptions(flap_s=0.01, flaky_s=0.05))
+    calls = lab.net.calls
+    assert calls[0] == ("cut", "w1") and calls[-1] == ("heal", "w1")
+    assert calls.count(("cut", "w1")) == calls.count(("heal", "w1")) >= 2
+    assert "down/up" in notes[0]
+
+
+def test_the_broker_partition_does_not_apply_to_the_database_backend():
+    assert NETWORK_FAULTS["partition-api"].applies("db").startswith("n/a")
+    assert NETWORK_FAULTS["partition-api"].applies("redis") == ""
+    assert NETWORK_FAULTS["partition"].applies("db") == ""
+
+
+NOOP_ROWS = [
+    {"kind": "noop", "backend": b, "rtt_ms": rtt, "pickup_p50_ms": p, "pickup_p99_ms": 2 * p,
+     "capacity_per_s": c, "lost": 0, "proxy_cpu_s": 0.1}
+    for b, rtt, p, c in [("db", 0.0, 3.0, 90.0), ("db", 10.0, 25.0, 40.0),
+                         ("redis", 0.0, 2.0, 120.0), ("redis", 10.0, 21.0, 50.0)]
+]  # fmt: skip
+
+
+def test_the_network_report_has_a_row_per_cell_says_the_delay_method_and_plots(tmp_path):
+    rows = [
+        *NOOP_ROWS,
+        {"kind": "noop", "backend": "kafka", "rtt_ms": 0.0, "error": "RuntimeError: boom"},
+        {"kind": "ocr", "backend": "db", "rtt_ms": 10.0, "workers": 2, "ocr_jobs_per_s": 0.8},
+    ]
+    result = write_network(rows, tmp_path, meta={"delay_method": "proxy"})
+    md = result.markdown
+    assert "delay method: proxy" in md and "| redis | 10 | 21 | 42 | 50 |" in md
+    assert "RuntimeError: boom" in md and "OCR throughput" in md
+    assert result.paths["png"].stat().st_size > 1000
+    assert json.loads(result.paths["json"].read_text())["rows"][0]["backend"] == "db"
+
+
+def test_network_aliases_are_those_that_run_in_workers():
+    aliases = worker_aliases()
+    assert {"db", "redis", "rabbit", "kafka"} <= set(aliases) and "memory" not in aliases

@@ -6,7 +6,9 @@ the caller to compute pickup and capacity. Django is set up before anything else
 imported (a process entry point, like wsgi.py).
 
 probe: `--jobs` jobs one at a time, each after the previous finished.
-burst: `--jobs` jobs at once, then wait for all of them.
+burst: `--jobs` jobs at once, then wait for all of them (noop: the bench's burst, rows
+inserted in one statement, then published as fast as the broker takes them; its tag gets
+the suffix `-burst`).
 inflight: keep `--jobs` unfinished jobs in flight until `--stop-file` exists; prints
 {"ids": [...], "errors": N} (a failed submit is an error the user sees: nothing accepted).
 """
@@ -26,6 +28,7 @@ from pathlib import Path  # noqa: E402
 
 from django.db import DatabaseError, InterfaceError, connections  # noqa: E402
 
+from apps.bench.run.burst import burst_tag, run_burst  # noqa: E402
 from apps.jobs import services  # noqa: E402
 from apps.jobs.models import FINISHED, OcrJob  # noqa: E402
 from apps.jobs.versions import API_VERSION  # noqa: E402
@@ -84,6 +87,16 @@ def run(args: argparse.Namespace) -> list[dict] | dict:
             create(**kwargs)
             if not wait_finished(args.tag, i + 1, args.timeout_s):
                 break
+    elif args.workload == "noop":
+        run_burst(
+            version=API_VERSION,
+            backend=args.backend,
+            tag=args.tag,
+            count=args.jobs,
+            document=args.document,
+            timeout_s=args.timeout_s,
+        )
+        return rows(burst_tag(args.tag))
     else:
         for _ in range(args.jobs):
             create(**kwargs)

@@ -5,6 +5,7 @@ time on every backend at once; one cell per backend and fault, in chaos.summary'
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import subprocess
@@ -158,7 +159,7 @@ class NetChaos:
                 cell.stalled.append(host)
                 cell.notes.append(f"stalled: {host}'s workers ran no new job without a restart")
 
-        _each([lambda c=cell: probe(c) for cell in cells])
+        _each([functools.partial(probe, cell) for cell in cells])
         for cell in cells:
             self.start_workers(cell.backend, others)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from apps.ops import launch
 
-NET = ipaddress.ip_network("198.18.0.0/15")
+NET = ipaddress.IPv4Network("198.18.0.0/15")
 PREFIX_FMT = "ocrlab-{pid}-"  # namespace names
 LINK_FMT = "ol{pid}"  # veth and bridge names (15 characters at most)
 CMD_TIMEOUT_S = 20.0

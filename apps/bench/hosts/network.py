@@ -108,11 +108,33 @@ def ocr_cell(lab: HostLab, alias: str, rtt_ms: float, params: NetworkParams) -> 
     }
 
 
-def _safe(cell: Callable[[], dict], base: dict) -> dict:
+CELLS: dict[str, Callable[[HostLab, str, float, NetworkParams], dict]] = {
+    "noop": noop_cell,
+    "ocr": ocr_cell,
+}
+
+
+def plan(params: NetworkParams, aliases: Sequence[str]) -> list[tuple[str, float, str]]:
+    """(kind, RTT ms, alias) of every cell, in the order they run (RTT changes least)."""
+    cells = [("noop", rtt, alias) for rtt in params.rtts_ms for alias in aliases]
+    if params.ocr_rtt_ms is not None:
+        cells += [("ocr", params.ocr_rtt_ms, alias) for alias in aliases]
+    return cells
+
+
+def run_cell(lab: HostLab, kind: str, rtt_ms: float, alias: str, params: NetworkParams) -> dict:
+    """One cell; a failure is a row with its error, not a lost run. proxy_cpu_s: the delay
+    proxy's CPU during the cell (instrument cost; 0 with netem)."""
+    if lab.delay_ms != rtt_ms / 2:
+        lab.set_delay(rtt_ms / 2)
+    cpu_before = lab.proxy_cpu_s()
     try:
-        return cell()
-    except Exception as exc:  # one failed cell is a row with its error, not a lost run
-        return {**base, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        row = CELLS[kind](lab, alias, rtt_ms, params)
+    except Exception as exc:
+        row = {"family": FAMILY, "kind": kind, "backend": alias, "rtt_ms": rtt_ms}
+        row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+    row["proxy_cpu_s"] = round(lab.proxy_cpu_s() - cpu_before, 3)
+    return row
 
 
 def run_network_family(
@@ -124,29 +146,12 @@ def run_network_family(
 ) -> NetworkResult:
     """Every RTT x alias noop cell, then the OCR cells; writes network.md, network.json and
     network.png into out_dir."""
-    aliases = list(aliases or worker_aliases())
     rows: list[dict] = []
     with HostLab(workers=2, log_dir=out_dir / "logs") as lab:
-        for rtt_ms in params.rtts_ms:
-            lab.set_delay(rtt_ms / 2)
-            for alias in aliases:
-                base = {"family": FAMILY, "kind": "noop", "backend": alias, "rtt_ms": rtt_ms}
-                rows.append(_safe(lambda a=alias, r=rtt_ms: noop_cell(lab, a, r, params), base))
-                rows[-1]["proxy_cpu_s"] = round(lab.proxy_cpu_s(), 3)
-                if on_row:
-                    on_row(rows[-1])
-        if params.ocr_rtt_ms is not None:
-            lab.set_delay(params.ocr_rtt_ms / 2)
-            for alias in aliases:
-                base = {"family": FAMILY, "kind": "ocr", "backend": alias}
-                rtt = params.ocr_rtt_ms
-                rows.append(
-                    _safe(
-                        lambda a=alias, r=rtt: ocr_cell(lab, a, r, params), {**base, "rtt_ms": rtt}
-                    )
-                )
-                if on_row:
-                    on_row(rows[-1])
+        for kind, rtt_ms, alias in plan(params, list(aliases or worker_aliases())):
+            rows.append(run_cell(lab, kind, rtt_ms, alias, params))
+            if on_row:
+                on_row(rows[-1])
         meta = _meta(lab, params)
     return write_network(rows, out_dir, meta=meta)
 
@@ -170,7 +175,7 @@ def _meta(lab: HostLab, params: NetworkParams) -> dict:
 # --- report ---
 
 NOOP_COLUMNS = ("pickup_p50_ms", "pickup_p99_ms", "capacity_per_s", "lost", "proxy_cpu_s")
-OCR_COLUMNS = ("workers", "ocr_jobs", "ocr_jobs_per_s", "ocr_e2e_p50_s", "lost")
+OCR_COLUMNS = ("workers", "ocr_jobs", "ocr_jobs_per_s", "ocr_e2e_p50_s", "lost", "proxy_cpu_s")
 
 
 def _fmt(value) -> str:
@@ -195,7 +200,7 @@ def render_network(rows: list[dict], meta: dict) -> str:
     how = {
         "netem": "tc netem on both ends of each worker link",
         "proxy": "an asyncio delay proxy on the broker host in front of every service port "
-        "(the kernel has no sch_netem); its CPU is instrument cost (proxy_cpu_s, cumulative)",
+        "(the kernel has no sch_netem); its CPU is instrument cost (proxy_cpu_s per cell)",
     }.get(method, method)
     lines = [
         "# Network family: RTT between worker hosts and the broker host",
