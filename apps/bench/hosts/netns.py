@@ -155,9 +155,19 @@ class Lab:
                 ip("netns", "del", name, check=False)
             for link in self.links():
                 ip("link", "del", link, check=False)
+            self._keep_logs()
             shutil.rmtree(self.workdir, ignore_errors=True)
         with _LOCK, contextlib.suppress(ValueError):
             _LABS.remove(self)
+
+    def _keep_logs(self) -> None:
+        """Logs that services wrote under workdir (as their own users) go to log_dir."""
+        if self.log_dir == self.workdir:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for path in self.workdir.glob("*.log"):
+            with contextlib.suppress(OSError):
+                shutil.copy(path, self.log_dir / path.name)
 
     def namespaces(self) -> list[str]:
         """This lab's namespaces that exist now."""
@@ -178,9 +188,11 @@ class Lab:
     def run(self, host: str, cmd: Sequence[str], **kwargs) -> subprocess.CompletedProcess[str]:
         """Run `cmd` inside `host` to its end (checked; output captured)."""
         kwargs.setdefault("timeout", 120)
-        return subprocess.run(
-            self.command(host, cmd), capture_output=True, text=True, check=True, **kwargs
-        )
+        done = subprocess.run(self.command(host, cmd), capture_output=True, text=True, **kwargs)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip()[-600:]
+            raise RuntimeError(f"{' '.join(cmd[:3])}... in {host} exited {done.returncode}: {tail}")
+        return done
 
     def start(
         self,

@@ -82,8 +82,7 @@ def start_postgres(lab: Lab, host: str, addr: str) -> None:  # pg_ctl waits for 
     (data / "pg_hba.conf").write_text(hba)
     options = f"-c listen_addresses={addr} -p {PORTS['postgres']} -c fsync=off"
     options += f" -c unix_socket_directories={sockets} -c max_connections=100"
-    log = lab.log("postgres")
-    log.parent.mkdir(parents=True, exist_ok=True)
+    log = lab.workdir / "postgres.log"  # written as postgres: kept by the lab's teardown
     log.touch()
     shutil.chown(log, "postgres")
     pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(log)]
