@@ -23,6 +23,10 @@ from apps.bench.hosts.netchaos import run_network_faults
 from apps.bench.hosts.netns import hosts_available
 
 DEFAULT_BACKENDS = ("db", "redis", "rabbit", "kafka")
+NETWORK_LAB = (
+    "a lab of network namespaces with services of its own (broker host: PostgreSQL and the "
+    "brokers; an API host; workers on w1 and w2); logs under hosts/logs"
+)
 
 
 def _csv(text: str, known, what: str) -> list[str]:
@@ -139,7 +143,10 @@ class Command(BaseCommand):
                 net=net,
                 on_cell=self._progress,
             )
-        md, js = write_results(cells, out, meta=self._meta(opts))
+        meta = self._meta(opts)
+        if net_faults:
+            meta["network faults"] = NETWORK_LAB
+        md, js = write_results(cells, out, meta=meta)
         self.stdout.write("\n" + render_text(cells))
         self.stdout.write(f"wrote {md} and {js}")
 
