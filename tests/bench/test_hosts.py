@@ -15,6 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from apps.bench.chaos.scenario import Options
 from apps.bench.hosts.delay import parse_route
@@ -196,3 +198,13 @@ def test_the_network_report_has_a_row_per_cell_says_the_delay_method_and_plots(t
 def test_network_aliases_are_those_that_run_in_workers():
     aliases = worker_aliases()
     assert {"db", "redis", "rabbit", "kafka"} <= set(aliases) and "memory" not in aliases
+
+
+def test_chaos_lists_the_network_faults_and_refuses_unknown_ones():
+    with pytest.raises(CommandError, match="partition-api"):
+        call_command("chaos", "--faults", "partition,nope")
+
+
+def test_runbench_network_refuses_bad_rtts():
+    with pytest.raises(CommandError, match="rtts|multi-host"):
+        call_command("runbench", "--family", "network", "--rtts", "ten")
