@@ -32,6 +32,7 @@ STOP_TIMEOUT_S = 5.0
 TEARDOWN_STOP_S = 2.0  # then SIGKILL: nothing of the lab outlives it anyway
 _LABS: list[Lab] = []
 _LOCK = threading.Lock()
+_HANDLERS_INSTALLED = False
 
 
 def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -253,7 +254,12 @@ def _on_signal(signum, frame) -> None:
 
 
 def install_handlers() -> None:
-    """atexit and SIGINT/SIGTERM tear every lab down (main thread only, for the signals)."""
+    """atexit and SIGTERM (and SIGINT where nothing handles it) tear every lab down; once
+    per process, signals from the main thread only."""
+    global _HANDLERS_INSTALLED
+    if _HANDLERS_INSTALLED:
+        return
+    _HANDLERS_INSTALLED = True
     atexit.register(teardown_all)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):

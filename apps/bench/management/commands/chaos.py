@@ -146,6 +146,8 @@ class Command(BaseCommand):
         meta = self._meta(opts)
         if net_faults:
             meta["network faults"] = NETWORK_LAB
+        if not faults:  # only network faults: the local services played no part
+            meta.pop("services", None)
         md, js = write_results(cells, out, meta=meta)
         self.stdout.write("\n" + render_text(cells))
         self.stdout.write(f"wrote {md} and {js}")
