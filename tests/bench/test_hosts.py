@@ -23,7 +23,7 @@ from apps.bench.hosts.delay import parse_route
 from apps.bench.hosts.faults import NETWORK_FAULTS, NetOptions, flaky_link
 from apps.bench.hosts.lab import HostLab
 from apps.bench.hosts.netchaos import run_network_faults
-from apps.bench.hosts.netns import hosts_available
+from apps.bench.hosts.netns import Lab, hosts_available
 from apps.bench.hosts.network import worker_aliases, write_network
 from apps.ops import launch
 
@@ -208,3 +208,32 @@ def test_chaos_lists_the_network_faults_and_refuses_unknown_ones():
 def test_runbench_network_refuses_bad_rtts():
     with pytest.raises(CommandError, match="rtts|multi-host"):
         call_command("runbench", "--family", "network", "--rtts", "ten")
+
+
+SERVE = "import socket,time; s=socket.create_server(('{addr}', 7000)); time.sleep(60)"
+
+
+@needs_hosts
+def test_a_cut_link_and_a_blackhole_partition_and_heal_and_a_failure_leaves_nothing():
+    with pytest.raises(RuntimeError, match="boom"), Lab(["a", "b"]) as lab:
+        addr = lab.hosts["a"].addr
+        server = lab.start("a", "server", [sys.executable, "-c", SERVE.format(addr=addr)])
+        launch.wait_port(addr, 7000, 20, proc=server)
+        lab.cut("a")
+        assert not launch.tcp_reachable(addr, 7000, timeout_s=0.5)
+        lab.heal("a")
+        launch.wait_port(addr, 7000, 10)
+        probe = [
+            sys.executable,
+            "-c",
+            f"import socket; socket.create_connection(('{addr}', 7000), 1)",
+        ]
+        lab.run("b", probe)
+        lab.block("b", addr)
+        with pytest.raises(RuntimeError, match="exited"):
+            lab.run("b", probe)
+        lab.unblock("b", addr)
+        lab.run("b", probe)
+        raise RuntimeError("boom")
+    assert lab.namespaces() == [] and lab.links() == []
+    assert not launch.alive(server.pid)
