@@ -1,12 +1,11 @@
 """`python manage.py runbench [--quick]`: the benchmark matrix, written to results/<time>/."""
 
-import dataclasses
 import logging
 import os
 import shlex
 import signal
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -225,7 +224,7 @@ class Command(BaseCommand):
             rtts = tuple(float(x) for x in opts["rtts"].split(",") if x.strip())
         except ValueError as exc:
             raise CommandError(f"--rtts: {exc}") from exc
-        params = dataclasses.replace(base, rtts_ms=rtts)
+        params = replace(base, rtts_ms=rtts)
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
         out = Path(opts["out"]).resolve() / f"{stamp}-network"
         result = network.run_network_family(
