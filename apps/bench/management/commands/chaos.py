@@ -18,8 +18,15 @@ from apps.bench.chaos.faults import FAULTS
 from apps.bench.chaos.local import NotLocal, require_local, service_urls
 from apps.bench.chaos.scenario import Options, run_all
 from apps.bench.chaos.summary import render_text, verdict, write_results
+from apps.bench.hosts.faults import NETWORK_FAULTS, NetOptions
+from apps.bench.hosts.netchaos import run_network_faults
+from apps.bench.hosts.netns import hosts_available
 
 DEFAULT_BACKENDS = ("db", "redis", "rabbit", "kafka")
+NETWORK_LAB = (
+    "a lab of network namespaces with services of its own (broker host: PostgreSQL and the "
+    "brokers; an API host; workers on w1 and w2); logs under hosts/logs"
+)
 
 
 def _csv(text: str, known, what: str) -> list[str]:
@@ -38,7 +45,16 @@ class Command(BaseCommand):
             "--backend", default=",".join(DEFAULT_BACKENDS), help="comma-separated backend aliases"
         )
         parser.add_argument(
-            "--faults", default=",".join(FAULTS), help=f"comma-separated, from {', '.join(FAULTS)}"
+            "--faults",
+            default=",".join(FAULTS),
+            help=f"comma-separated, from {', '.join([*FAULTS, *NETWORK_FAULTS])} (the network "
+            "faults run in a lab of network namespaces with services of its own; needs root)",
+        )
+        parser.add_argument(
+            "--flaky-seconds", type=float, default=60.0, help="flaky-link: how long it flaps"
+        )
+        parser.add_argument(
+            "--flap-seconds", type=float, default=2.0, help="flaky-link: down, then up, this long"
         )
         parser.add_argument("--jobs", type=int, default=4, help="jobs kept in flight")
         parser.add_argument("--workers", type=int, default=2)
@@ -75,11 +91,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **o):
         backends = _csv(o["backend"], list(settings.JOB_BACKENDS), "backend")
-        faults = _csv(o["faults"], list(FAULTS), "fault")
+        faults = _csv(o["faults"], [*FAULTS, *NETWORK_FAULTS], "fault")
+        net_faults = [f for f in faults if f in NETWORK_FAULTS]
+        faults = [f for f in faults if f in FAULTS]
         if o["jobs"] < 1 or o["workers"] < 2:
             raise CommandError("--jobs must be >= 1 and --workers >= 2 (one may be stopped)")
+        available, why_not = hosts_available() if net_faults else (True, "")
+        if not available:
+            raise CommandError(f"network faults need the multi-host lab: {why_not}")
         try:
-            require_local(service_urls())
+            if faults:
+                require_local(service_urls())
         except NotLocal as exc:
             raise CommandError(str(exc)) from exc
         opts = Options(
@@ -98,16 +120,35 @@ class Command(BaseCommand):
         out = settings.BASE_DIR / "results" / stamp if not o["out"] else _path(o["out"])
         prefix = f"chaos{os.getpid()}"
         settings.QUEUE_PREFIX, settings.JOB_MAX_ATTEMPTS = prefix, 3  # the workers' values
-        self.stdout.write(f"chaos: {backends} x {faults}; logs in {out / 'logs'}")
-        cells = run_all(
-            backends=backends,
-            faults=faults,
-            opts=opts,
-            out_dir=out,
-            prefix=prefix,
-            on_cell=self._progress,
+        self.stdout.write(f"chaos: {backends} x {faults + net_faults}; logs in {out / 'logs'}")
+        cells = (
+            run_all(
+                backends=backends,
+                faults=faults,
+                opts=opts,
+                out_dir=out,
+                prefix=prefix,
+                on_cell=self._progress,
+            )
+            if faults
+            else []
         )
-        md, js = write_results(cells, out, meta=self._meta(opts))
+        if net_faults:
+            net = NetOptions(flaky_s=o["flaky_seconds"], flap_s=o["flap_seconds"])
+            cells += run_network_faults(
+                backends=backends,
+                faults=net_faults,
+                opts=opts,
+                out_dir=out / "hosts",
+                net=net,
+                on_cell=self._progress,
+            )
+        meta = self._meta(opts)
+        if net_faults:
+            meta["network faults"] = NETWORK_LAB
+        if not faults:  # only network faults: the local services played no part
+            meta.pop("services", None)
+        md, js = write_results(cells, out, meta=meta)
         self.stdout.write("\n" + render_text(cells))
         self.stdout.write(f"wrote {md} and {js}")
 

@@ -5,7 +5,7 @@ import os
 import shlex
 import signal
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TextIO, cast
 
@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from apps.bench.hosts import network
+from apps.bench.hosts.netns import hosts_available
 from apps.bench.plan import deadline
 from apps.bench.plan.cells import (
     ALL_VERSIONS,
@@ -123,13 +125,15 @@ class Command(BaseCommand):
         )
         add(
             "--family",
-            choices=["submit", "deadline", LONG_JOBS],
+            choices=["submit", "deadline", LONG_JOBS, network.FAMILY],
             default=None,
             help="submit: POST capacity of V3-V6 and the aliases (noop, workers running); "
             "deadline: N = 16..128 OCR jobs at once per target and W, where the 60 s deadline "
             "bites (--versions, --workers; default V2-V6 at W = 1, 2); "
-            "long-jobs: only the long-jobs family (every alias, or --backends)",
+            "long-jobs: only the long-jobs family (every alias, or --backends); "
+            "network: pickup and capacity vs RTT across hosts (network namespaces; root)",
         )
+        add("--rtts", default="0,1,10", help="--family network: RTTs in ms")
         add("--submit-users", default="64,256", help="--family submit: concurrent users")
         add("--submit-workers", default="2", help="--family submit: runworker processes")
         add(
@@ -149,6 +153,8 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if opts["family"] == LONG_JOBS:
             return self._long_jobs_only(opts)
+        if opts["family"] == network.FAMILY:
+            return self._network(opts)
         cells = self._cells(opts)
         families = _family_params(opts)
         if opts["dry_run"] or opts["plan"]:
@@ -207,6 +213,25 @@ class Command(BaseCommand):
         path = long_jobs_table.write(rows, config.out_dir, command=command, params=asdict(params))
         self.stdout.write(path.read_text())
         self.stdout.write(f"report: {path}")
+
+    def _network(self, opts) -> None:
+        available, why_not = hosts_available()
+        if not available:
+            raise CommandError(f"--family network needs the multi-host lab: {why_not}")
+        aliases = parse_name_list(opts["backends"]) if opts["backends"] else None
+        base = network.QUICK if opts["quick"] else network.NetworkParams()
+        try:
+            rtts = tuple(float(x) for x in opts["rtts"].split(",") if x.strip())
+        except ValueError as exc:
+            raise CommandError(f"--rtts: {exc}") from exc
+        params = replace(base, rtts_ms=rtts)
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        out = Path(opts["out"]).resolve() / f"{stamp}-network"
+        result = network.run_network_family(
+            out, aliases, params=params, on_row=lambda row: self.stderr.write(str(row))
+        )
+        self.stdout.write(result.markdown)
+        self.stdout.write(f"wrote {', '.join(str(p) for p in result.paths.values())}")
 
     def _check_stray(self, opts) -> None:
         alive = stray.stray_workers()
