@@ -24,8 +24,12 @@ WORKER = (
     "tasks.workloads",
 )
 WORKER_ENTRIES = {
-    "apps.jobs.management.commands.runworker": {"tasks.supervisor"},
+    "tasks.management.commands.runworker": {"tasks.supervisor"},
 }
+# The workload process: it never touches the database, so it must not load the services
+# (state changes) or the backend registry, directly or through anything it imports.
+CHILD = "tasks.child_main"
+CHILD_NEVER_LOADS = ("apps.jobs.services", "tasks.backends.registry", "apps.jobs.backends")
 OCRPROJECT_FILES = {  # settings, urls, wsgi/asgi and what they are made of: nothing else
     "__init__.py",
     "settings.py",
@@ -183,9 +187,10 @@ def test_nothing_imports_the_worker():
     "room, forbidden",
     [
         ("apps.ocr", ("apps.jobs", "apps.bench", "apps.ops", "tasks")),
-        ("apps.jobs", ("apps.bench", "apps.ops")),
+        ("apps.jobs", ("apps.bench", "apps.ops", "tasks")),
         ("tasks", ("apps.bench", "apps.ops.views", "locust")),
-        ("apps.ops", ("apps.bench", "apps.jobs.views", "tasks")),
+        ("apps.ops", ("apps.bench", "apps.jobs.views")),
+        ("apps.ops.launch", ("tasks", "django")),
         ("apps.bench", ("tasks.backends.db", "tasks.backends.kafka")),
     ],
 )
@@ -197,6 +202,35 @@ def test_one_dependency_direction(room, forbidden):
         and any(i.target == f or i.target.startswith(f"{f}.") for f in forbidden)
     ]
     assert offenders == []
+
+
+def test_apps_ops_reaches_backends_only_through_their_contract():
+    """Readiness asks the registry and the services, never a backend module."""
+    allowed = ("tasks.backends.registry", "tasks.backends.services")
+    offenders = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in IMPORTS
+        if i.module.startswith("apps.ops")
+        and i.target.startswith("tasks")
+        and i.target not in allowed
+    ]
+    assert offenders == []
+
+
+def _closure(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in MODULES:
+            continue
+        seen.add(current)
+        todo += [i.target for i in IMPORTS if i.module == current]
+    return seen
+
+
+def test_the_workload_process_loads_neither_services_nor_the_registry():
+    loaded = _closure(CHILD)
+    assert [m for m in CHILD_NEVER_LOADS if m in loaded] == []
 
 
 def test_ocrproject_holds_settings_urls_and_the_servers_entry_points_only():

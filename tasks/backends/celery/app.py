@@ -23,6 +23,7 @@ import logging
 from django.conf import settings
 
 from tasks.backends.base import BackendUnavailable, queue_name
+from tasks.backends.services import RabbitMQ, Redis, Service
 
 try:  # optional client libraries: this module is imported only when an alias uses them
     from celery import Celery
@@ -35,8 +36,6 @@ except ImportError as exc:
 
 log = logging.getLogger(__name__)
 
-ALIAS_ENV = "OCRLAB_CELERY_BACKEND"  # the alias a worker (or Flower) serves
-DEFAULT_ALIAS = "rabbit"
 TASK_NAME = "ocrlab.process_job"
 CONNECT_TIMEOUT_S = 2.0  # publish fails within this when the broker is down
 SOFT_LIMIT_MARGIN_S = 15.0  # process_job stops the job at JOB_TIME_LIMIT_S; these are
@@ -87,8 +86,17 @@ def app_config(alias: str, url: str) -> dict:
     }
 
 
+REDIS_SCHEMES = ("redis://", "rediss://")
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+
+def services_of(url: str) -> tuple[Service, ...]:
+    """The broker at `url`: Redis or RabbitMQ."""
+    return (Redis(url),) if url.startswith(REDIS_SCHEMES) else (RabbitMQ(url),)
+
+
 def transport_options(url: str, hard_limit_s: float) -> dict:
-    if url.startswith(("redis://", "rediss://")):
+    if url.startswith(REDIS_SCHEMES):
         # Unacked messages come back after this: keep it well above the longest job.
         return {
             "visibility_timeout": max(3600.0, 2 * hard_limit_s),
@@ -99,7 +107,7 @@ def transport_options(url: str, hard_limit_s: float) -> dict:
 
 def _queue(name: str, url: str, hard_limit_s: float) -> Queue:
     args = None
-    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+    if url.startswith(AMQP_SCHEMES):
         args = {"x-consumer-timeout": int((hard_limit_s + HARD_LIMIT_MARGIN_S) * 1000)}
         if hard_limit_s >= RABBITMQ_CONSUMER_TIMEOUT_S:
             log.warning(
