@@ -15,11 +15,13 @@ from django.db import connections
 from django.utils import timezone
 
 from apps.bench.chaos.faults import FAULTS
-from apps.bench.chaos.local import NotLocal, require_local, service_urls
+from apps.bench.chaos.local import NotLocal, require_local, service_urls, services_of
 from apps.bench.chaos.scenario import Options, run_all
 from apps.bench.chaos.summary import render_text, verdict, write_results
+from apps.jobs.versions import version_backends
 
-DEFAULT_BACKENDS = ("db", "redis", "rabbit", "kafka")
+# The backends of the queue versions (V3-V6): one per design.
+DEFAULT_BACKENDS = tuple(dict.fromkeys(version_backends().values()))
 
 
 def _csv(text: str, known, what: str) -> list[str]:
@@ -79,7 +81,7 @@ class Command(BaseCommand):
         if o["jobs"] < 1 or o["workers"] < 2:
             raise CommandError("--jobs must be >= 1 and --workers >= 2 (one may be stopped)")
         try:
-            require_local(service_urls())
+            require_local(services_of(backends))
         except NotLocal as exc:
             raise CommandError(str(exc)) from exc
         opts = Options(
@@ -107,7 +109,7 @@ class Command(BaseCommand):
             prefix=prefix,
             on_cell=self._progress,
         )
-        md, js = write_results(cells, out, meta=self._meta(opts))
+        md, js = write_results(cells, out, meta=self._meta(opts, backends))
         self.stdout.write("\n" + render_text(cells))
         self.stdout.write(f"wrote {md} and {js}")
 
@@ -115,7 +117,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  {cell.backend:<8} {cell.fault:<17} {verdict(cell)}", ending="\n")
         self.stdout.flush()
 
-    def _meta(self, opts: Options) -> dict:
+    def _meta(self, opts: Options, backends: list[str]) -> dict:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
@@ -127,7 +129,7 @@ class Command(BaseCommand):
             "commit": commit,
             "machine": f"{platform.node()} {os.cpu_count()} cores",
             "options": vars(opts),
-            "services": {k: _redact(v) for k, v in service_urls().items()},
+            "services": {k: _redact(v) for k, v in service_urls(backends).items()},
         }
 
 
