@@ -12,7 +12,7 @@ registry), never a switch on its alias, class name or URL scheme:
 
 - `services()`: the servers it needs (`tasks.backends.services`: kind, address, default
   port, readiness `ping`, process names, `stop`/`start` for chaos, what a restart loses);
-  `broker()` is the one holding its messages, None when the job row is the message.
+  `broker_service()` is the one holding its messages, None when the job row is the message.
 - `hand_over(job_id, mark_queued=...)`: publish and mark the row QUEUED, in its order.
 - `publish_raw(payload)`: write any bytes as a message (poison messages), if
   `supports_publish_raw`.
@@ -136,7 +136,7 @@ class Backend:
         """The servers this backend needs, its broker first (tasks/backends/services.py)."""
         return ()
 
-    def broker(self) -> "Service | None":
+    def broker_service(self) -> "Service | None":
         """The server that holds this backend's messages; None when the row is the
         message (then the database holds it) or when it needs no server (in memory)."""
         found = self.services()

@@ -115,7 +115,7 @@ def test_a_new_backend_runs_a_noop_job_end_to_end(example):
 
 
 def test_a_new_backend_is_asked_not_named(example):
-    assert isinstance(example.broker(), Redis)
+    assert isinstance(example.broker_service(), Redis)
     deps = {dep.name: dep for dep in checks.dependencies()}
     assert ALIAS in deps["redis"].backends
     before = process.OUTCOMES["poison"]

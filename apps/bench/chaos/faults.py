@@ -47,7 +47,7 @@ class Fault:
 
 def broker_of(backend: str) -> Service | None:
     """The server holding `backend`'s messages (None: the job row is the message)."""
-    return get_backend(backend).broker()
+    return get_backend(backend).broker_service()
 
 
 def _victim_pid(ctx: CellRun) -> int:
