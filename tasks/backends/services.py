@@ -200,6 +200,10 @@ class RabbitMQ(Service):
     restart_note = "stop_app/start_app: durable queues keep their persistent messages"
     NODE_ENV = "CHAOS_RABBIT_NODE"  # the node name, when the listener's cannot be read
 
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.node: str | None = None  # read while it listens; start() needs it after stop()
+
     def ping(self, timeout_s: float) -> None:
         with Connection(self.url, connect_timeout=timeout_s) as conn:
             conn.connect()
@@ -215,11 +219,13 @@ class RabbitMQ(Service):
         return "rabbit@localhost"  # the Debian package's default node
 
     def stop(self) -> None:
-        _run(["rabbitmqctl", "-n", self._node(), "stop_app"])
+        self.node = self._node()
+        _run(["rabbitmqctl", "-n", self.node, "stop_app"])
         self.wait_port(up=False)
 
     def start(self, *, log_dir: Path) -> None:
-        _run(["rabbitmqctl", "-n", self._node(), "start_app"])
+        assert self.node, "stop() remembers the node start() needs"
+        _run(["rabbitmqctl", "-n", self.node, "start_app"])
         self.wait_port(up=True)
 
 
