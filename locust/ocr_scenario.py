@@ -31,9 +31,11 @@ WAIT_MODES = ("wait", "poll")
 WAIT_MAX_S = 60.0  # the API's limit on ?wait=
 JOB_TYPE, JOB_NAME = "JOB", "job end-to-end"
 
+DEFAULT_VERSION = "v3"
+DEFAULT_BACKEND = versions.backend_for(DEFAULT_VERSION)  # for --ocr-version api
 DEFAULTS = {
-    "ocr_version": "v3",
-    "backend": "db",
+    "ocr_version": DEFAULT_VERSION,
+    "backend": DEFAULT_BACKEND,
     "workload": "ocr",
     "pdf_name": "sample.pdf",
     "deadline": 60.0,
@@ -58,7 +60,7 @@ class Scenario:
     """One user's job: where to send it, what to run, how long to wait."""
 
     version: str = "v3"
-    backend: str = "db"
+    backend: str = DEFAULT_BACKEND
     workload: str = "ocr"
     pdf_name: str = "sample.pdf"
     deadline_s: float = 60.0

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.jobs",
     "apps.bench",
     "apps.ops",
+    "tasks",  # the worker: its runworker command
 ]
 
 MIDDLEWARE = [
@@ -235,7 +236,9 @@ RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # before any claim). Keep it above the longest expected queue wait: duplicates cost a skip.
 RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
 
-# Backends by alias, resolved by tasks.backends.registry (like DATABASES).
+# Backends by alias, resolved by the registry module named here (like DATABASES): apps/jobs
+# reaches it by this dotted path only (apps/jobs/backends.py), never by an import.
+JOB_BACKEND_REGISTRY = "tasks.backends.registry"
 JOB_BACKENDS: dict[str, dict[str, Any]]  # (values mix str, dict and bool)
 JOB_BACKENDS = {
     "db": {"BACKEND": "tasks.backends.db.DatabaseBackend"},

@@ -23,10 +23,8 @@ import threading
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from apps.jobs.services import JobResult
+from apps.jobs.results import JobResult
 
 log = logging.getLogger("tasks.child")
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +46,7 @@ class WorkRequest:
 @dataclass(frozen=True)
 class WorkReply:
     ok: bool
-    result: "JobResult | None" = None  # a JobResult when ok
+    result: JobResult | None = None  # a JobResult when ok
     error: str = ""
     code: str = ""
     permanent: bool = False

@@ -6,7 +6,7 @@
     nack(message)                           not handled: let the broker deliver it again
     close()                                 leave the group / release connections
 
-`consume_loop` owns receive -> handle -> ack; a handler that raises (database down) is
+`consume_loop` owns receive -> handle(message) -> ack; a handler that raises (database down) is
 nacked and retried after a pause, a receive that raises is logged and retried, so a
 worker never crash-loops. `handle_message` is the handler every backend uses (the Celery
 task and the Dramatiq actor too): a message that names no job (not a UUID, garbage bytes)
@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from uuid import UUID
 
+from apps.jobs.models import OcrJob
 from tasks import process
 from tasks.backends.base import POLL_S, Consumer, Handler, Message
 
@@ -43,10 +44,7 @@ def consume_loop(consumer: Consumer, handle: Handler, *, stop: threading.Event) 
 
 def _deliver(consumer: Consumer, handle: Handler, message: Message, stop) -> None:
     try:
-        if message.claimed is not None:
-            handle(message.job_id, claimed=message.claimed)
-        else:
-            handle(message.job_id)
+        handle(message)
     except Exception:
         log.exception("handling job %s failed; nacked", message.job_id)
         _quietly(consumer.nack, message)
@@ -72,8 +70,9 @@ def parse_job_id(raw: object) -> UUID | None:
         return None
 
 
-def handle_message(raw: object, *, worker: str | None = None, claimed=None) -> str:
-    """Run the job a message names: process_job, or "poison" (acked, counted)."""
+def handle_message(raw: object, *, worker: str | None = None, claimed: OcrJob | None = None) -> str:
+    """Run the job a message names: process_job, or "poison" (acked, counted). `claimed`:
+    the row a table queue's consumer claimed already (Message.claimed)."""
     job_id = parse_job_id(raw)
     if job_id is None:
         process.OUTCOMES["poison"] += 1

@@ -20,7 +20,7 @@ from apps.ops import launch
 from tasks.backends.base import Backend
 
 log = logging.getLogger("tasks.supervisor")
-WORKER_MODULE = "tasks.worker"  # one consume-loop process: python -m tasks.worker ALIAS INDEX
+WORKER_MODULE = "tasks.worker"  # one consume-loop process: python -m tasks.worker INDEX
 RESTART_DELAY_S = 1.0
 STOP_GRACE_S = 10.0  # on top of the job time limit
 # For framework worker commands (Celery, Dramatiq) run by CommandWorkers:
@@ -36,16 +36,18 @@ def run_workers(backend: Backend, count: int, *, stop: threading.Event) -> None:
     worker command (restarted when it dies), or `count` processes of the consume loop."""
     command = backend.worker_command(count)
     if command is None:
-        Supervisor(backend.alias, count).run(stop)
+        Supervisor(backend, count).run(stop)
     else:
         CommandWorkers(command.name, command.argv, command.env, command.stop_timeout_s).run(stop)
 
 
 class Supervisor:
-    """`count` processes of the consume loop (`python -m tasks.worker ALIAS INDEX`)."""
+    """`count` processes of the consume loop (`python -m tasks.worker INDEX`, the alias
+    in the environment like every worker's: Backend.worker_env)."""
 
-    def __init__(self, alias: str, count: int):
-        self.alias, self.count = alias, count
+    def __init__(self, backend: Backend, count: int):
+        self.count = count
+        self.env = {**os.environ, **backend.worker_env()}
         self.procs: dict[int, subprocess.Popen] = {}
 
     def run(self, stop: threading.Event) -> None:
@@ -57,8 +59,8 @@ class Supervisor:
 
     def _start(self, index: int) -> None:
         # A session of its own: a Ctrl-C in the terminal reaches only the supervisor.
-        argv = [sys.executable, "-m", WORKER_MODULE, self.alias, str(index)]
-        self.procs[index] = launch.start(argv)
+        argv = [sys.executable, "-m", WORKER_MODULE, str(index)]
+        self.procs[index] = launch.start(argv, env=self.env)
 
     def _restart_dead(self) -> None:
         for index, proc in list(self.procs.items()):

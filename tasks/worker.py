@@ -1,8 +1,8 @@
 """One worker process of a plain adapter: consume one job at a time until told to stop.
 
-The supervisor (tasks/supervisor.py) runs `python -m tasks.worker ALIAS INDEX` in a
-session of its own. Django is set up before the models are imported (a process entry
-point, like wsgi.py).
+The supervisor (tasks/supervisor.py) runs `OCRLAB_BACKEND=ALIAS python -m tasks.worker
+INDEX` in a session of its own (every worker type learns its alias from that variable).
+Django is set up before the models are imported (a process entry point, like wsgi.py).
 """
 
 import logging
@@ -17,6 +17,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 django.setup()
 
 from apps.jobs.services import worker_name  # noqa: E402
+from tasks.backends.base import Message, worker_alias  # noqa: E402
 from tasks.backends.registry import get_backend  # noqa: E402
 from tasks.consume import consume_loop, handle_message  # noqa: E402
 from tasks.limits import prestart  # noqa: E402
@@ -33,8 +34,8 @@ def main(alias: str, index: int) -> None:
     log.info("worker %d (%s) consuming %s", index, name, alias)
     prestart()  # the workload's child process starts while the consumer connects
 
-    def handle(job_id, claimed=None) -> str:
-        return handle_message(job_id, worker=name, claimed=claimed)
+    def handle(message: Message) -> str:
+        return handle_message(message.job_id, worker=name, claimed=message.claimed)
 
     backend = get_backend(alias)
     try:
@@ -45,4 +46,4 @@ def main(alias: str, index: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(worker_alias(), int(sys.argv[1]))

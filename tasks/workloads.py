@@ -4,8 +4,8 @@
 import ctypes
 import time
 
-from apps.jobs.selectors import media_path
-from apps.jobs.services import JobResult
+from apps.jobs.files import media_path
+from apps.jobs.results import JobResult
 from apps.jobs.workloads import parse_workload
 from apps.ocr.corpus import resolve
 from apps.ocr.engine import OcrError, PredictRequest, run_ocr

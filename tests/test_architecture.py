@@ -25,8 +25,12 @@ WORKER = (
     "tasks.workloads",
 )
 WORKER_ENTRIES = {
-    "apps.jobs.management.commands.runworker": {"tasks.supervisor"},
+    "tasks.management.commands.runworker": {"tasks.supervisor"},
 }
+# The workload process: it never touches the database, so it must not load the services
+# (state changes) or the backend registry, directly or through anything it imports.
+CHILD = "tasks.child_main"
+CHILD_NEVER_LOADS = ("apps.jobs.services", "tasks.backends.registry", "apps.jobs.backends")
 OCRPROJECT_FILES = {  # settings, urls, wsgi/asgi and what they are made of: nothing else
     "__init__.py",
     "settings.py",
@@ -184,9 +188,10 @@ def test_nothing_imports_the_worker():
     "room, forbidden",
     [
         ("apps.ocr", ("apps.jobs", "apps.bench", "apps.ops", "tasks")),
-        ("apps.jobs", ("apps.bench", "apps.ops")),
+        ("apps.jobs", ("apps.bench", "apps.ops", "tasks")),
         ("tasks", ("apps.bench", "apps.ops.views", "locust")),
-        ("apps.ops", ("apps.bench", "apps.jobs.views", "tasks")),
+        ("apps.ops", ("apps.bench", "apps.jobs.views")),
+        ("apps.ops.launch", ("tasks", "django")),
         ("apps.bench", ("tasks.backends.db", "tasks.backends.kafka")),
     ],
 )
@@ -200,6 +205,124 @@ def test_one_dependency_direction(room, forbidden):
     assert offenders == []
 
 
+def test_apps_ops_reaches_backends_only_through_their_contract():
+    """Readiness asks the registry and the services, never a backend module."""
+    allowed = ("tasks.backends.registry", "tasks.backends.services")
+    offenders = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in IMPORTS
+        if i.module.startswith("apps.ops")
+        and i.target.startswith("tasks")
+        and i.target not in allowed
+    ]
+    assert offenders == []
+
+
+def _closure(module: str) -> set[str]:
+    seen, todo = set(), [module]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in MODULES:
+            continue
+        seen.add(current)
+        todo += [i.target for i in IMPORTS if i.module == current]
+    return seen
+
+
+def test_the_workload_process_loads_neither_services_nor_the_registry():
+    loaded = _closure(CHILD)
+    assert [m for m in CHILD_NEVER_LOADS if m in loaded] == []
+
+
 def test_ocrproject_holds_settings_urls_and_the_servers_entry_points_only():
     present = {path.name for path in (ROOT / "ocrproject").glob("*.py")}
     assert present <= OCRPROJECT_FILES, present - OCRPROJECT_FILES
+
+
+# --- a backend lives behind its contract: no alias, class name or scheme elsewhere ---
+
+# Where backends may be named: their own package, their settings entries, the versions.
+NAMING_ALLOWED = ("tasks/backends/", "ocrproject/settings.py", "apps/jobs/versions.py")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp", "kafka")
+
+
+def _job_backends() -> dict[str, str]:
+    """settings.JOB_BACKENDS read from the source: {alias: dotted class path}, minus the
+    in-process test backend ("IN_PROCESS": its alias `memory` is also an error code)."""
+    tree = ast.parse((ROOT / "ocrproject" / "settings.py").read_text())
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id == "JOB_BACKENDS"
+            and isinstance(node.value, ast.Dict)
+        ):
+            return {
+                ast.literal_eval(key): ast.literal_eval(_entry(value, "BACKEND"))
+                for key, value in zip(node.value.keys, node.value.values, strict=True)
+                if key is not None and isinstance(value, ast.Dict) and not _in_process(value)
+            }
+    raise AssertionError("JOB_BACKENDS not found in ocrproject/settings.py")
+
+
+def _entry(node: ast.Dict, name: str) -> ast.expr:
+    return next(
+        v for k, v in zip(node.keys, node.values, strict=True) if ast.literal_eval(k) == name
+    )
+
+
+def _in_process(node: ast.Dict) -> bool:
+    return any(k is not None and ast.literal_eval(k) == "IN_PROCESS" for k in node.keys)
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def backend_names_in(source: str, *, aliases: set[str], classes: set[str]) -> list[str]:
+    """String constants (not docstrings) that name a backend alias or class, or hold a
+    broker URL scheme."""
+    tree = ast.parse(source)
+    skip = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        text = node.value
+        if id(node) in skip:
+            continue
+        if (
+            text in aliases
+            or any(name in text for name in classes)
+            or any(f"{scheme}://" in text for scheme in BROKER_SCHEMES)
+        ):
+            found.append(f"{node.lineno}: {text!r}")
+    return found
+
+
+def test_backend_names_live_behind_the_contract():
+    backends = _job_backends()
+    aliases = set(backends)
+    classes = {path.rsplit(".", 1)[1] for path in backends.values()}
+    offenders = []
+    for path in project_files():
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith(NAMING_ALLOWED):
+            continue
+        hits = backend_names_in(path.read_text(), aliases=aliases, classes=classes)
+        offenders += [f"{relative}:{hit}" for hit in hits]
+    assert offenders == [], "ask the backend (tasks/backends/base.py), do not name it"
+
+
+def test_the_backend_name_check_sees_what_it_should():
+    source = (
+        'def f():\n    """Uses db."""\n    return ["db", "redis://x", "KafkaBackend x", "dbx"]\n'
+    )
+    hits = backend_names_in(source, aliases={"db"}, classes={"KafkaBackend"})
+    assert [hit.split(": ", 1)[1] for hit in hits] == ["'db'", "'redis://x'", "'KafkaBackend x'"]

@@ -211,7 +211,7 @@ def test_flower_for_each_celery_backend_and_prometheus_scrapes_metrics(resolved)
     services = resolved["services"]
     celery = {a for a, c in settings.JOB_BACKENDS.items() if c["BACKEND"].endswith("CeleryBackend")}
     flowers = [s for s in services.values() if "flower" in (s.get("command") or [])]
-    assert {s["environment"]["OCRLAB_CELERY_BACKEND"] for s in flowers} == celery
+    assert {s["environment"]["OCRLAB_BACKEND"] for s in flowers} == celery
     assert all("--enable_events=True" in s["command"] for s in flowers)
     assert "flower==" in (COMPOSE_DIR / "requirements-compose.txt").read_text()
     scrape = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())["scrape_configs"][0]

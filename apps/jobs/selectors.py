@@ -8,12 +8,12 @@ probed).
 from pathlib import Path
 from uuid import UUID
 
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.models import User as AuthUser
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from apps.jobs.files import media_path
 from apps.jobs.models import OcrJob
 from apps.jobs.permissions import can_view_all_jobs
 
@@ -41,15 +41,6 @@ def job_list(*, user: User, filters: dict | None = None) -> QuerySet[OcrJob]:
     """Jobs `user` may see, newest first, narrowed by the known filters (unknown ignored)."""
     clean = {k: v for k, v in (filters or {}).items() if k in LIST_FILTERS and v}
     return jobs_visible_to(user=user).filter(**clean).order_by("-created_at")
-
-
-def media_path(name: str) -> Path | None:
-    """`name` resolved under MEDIA_ROOT, or None if it escapes it (`../`, absolute, links)."""
-    if not name:
-        return None
-    root = Path(settings.MEDIA_ROOT).resolve()
-    path = (root / name).resolve()
-    return path if path.is_relative_to(root) and path != root else None
 
 
 def job_pdf_path(*, job: OcrJob) -> Path | None:

@@ -11,7 +11,7 @@ under a live lease) returns None and the caller acks and skips the message.
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
@@ -23,11 +23,11 @@ from django.utils import timezone
 
 from apps.jobs import retry as retry_policy
 from apps.jobs import versions
+from apps.jobs.backends import backend_get
+from apps.jobs.files import media_path
 from apps.jobs.models import FINISHED, READY, JobStatus, OcrJob
+from apps.jobs.results import JobResult
 from apps.jobs.retry import ErrorCode
-from apps.jobs.selectors import media_path
-from tasks.backends.base import Backend
-from tasks.backends.registry import get_backend
 
 log = logging.getLogger(__name__)
 SYNC_LEASE_MARGIN_S = 30.0  # a sync call's lease: the HTTP timeout plus this
@@ -45,14 +45,6 @@ def _lease(seconds: float):
 
 class StaleClaim(Exception):
     """A worker tried to finish a job it no longer holds (lease lost, job reclaimed)."""
-
-
-@dataclass(frozen=True)
-class JobResult:
-    text: str = ""
-    pages: int | None = None
-    pdf: str = ""
-    timings: dict = field(default_factory=dict)
 
 
 def worker_name() -> str:
@@ -92,31 +84,22 @@ def job_create(
 
 
 def job_publish(*, job_id: UUID, backend: str) -> bool:
-    """Send the job to its broker. A failure leaves it PENDING for the relay to retry."""
-    impl = get_backend(backend)
-    if impl.row_is_message:
-        return _wake_table_workers(impl, job_id)
-    sent_at = timezone.now()
+    """Send the job to its broker. A failure leaves it PENDING for the relay to retry.
+    The backend orders publish and mark (Backend.hand_over): a broker publishes, then the
+    row is marked QUEUED; a table queue marks the row QUEUED, then sends NOTIFY."""
+    impl = backend_get(backend)
+    started_at = timezone.now()
+
+    def mark_queued() -> None:
+        job_mark_queued(job_id=job_id, at=started_at)
+
     try:
-        impl.publish(job_id)
+        impl.hand_over(job_id, mark_queued=mark_queued)
     except Exception as exc:  # broker down, DNS, auth: the relay republishes later
         log.warning("publish of job %s to %s failed, left PENDING: %s", job_id, backend, exc)
         # A retry or requeue is already QUEUED: without a message it goes back to the relay.
         OcrJob.objects.filter(id=job_id, status=JobStatus.QUEUED).update(status=JobStatus.PENDING)
         return False
-    job_mark_queued(job_id=job_id, at=sent_at)
-    return True
-
-
-def _wake_table_workers(impl: Backend, job_id: UUID) -> bool:
-    """The `db` queue: the row is the message. Mark it QUEUED first, then NOTIFY: a worker
-    woken while this UPDATE still held the row lock skipped the row (SKIP LOCKED) and the
-    job waited for the fallback poll (~1 s; 59 of 200 idle probes in the bench, README)."""
-    job_mark_queued(job_id=job_id, at=timezone.now())
-    try:
-        impl.publish(job_id)
-    except Exception as exc:  # the row is QUEUED: a worker's fallback poll finds it
-        log.warning("NOTIFY for job %s failed; workers will poll it: %s", job_id, exc)
     return True
 
 
@@ -317,7 +300,7 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
         status=JobStatus.PENDING,
         created_at__lt=now - timedelta(seconds=settings.RELAY_PENDING_GRACE_S),
     )
-    if not get_backend(backend).row_is_message:
+    if not backend_get(backend).row_is_message:
         overdue = now - timedelta(seconds=settings.RELAY_QUEUED_STALE_S)
         stale = stale | ready.filter(status=JobStatus.QUEUED, published_at__lt=overdue)
     stale_ids = list(stale.values_list("id", flat=True)[:1000])

@@ -27,6 +27,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.jobs import services
+from apps.jobs.results import JobResult
 from apps.jobs.retry import ErrorCode
 from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balancer
 from apps.ocr.inputs import DocumentInput, DocumentSerializer, parse_document
@@ -82,7 +83,7 @@ def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
     """Store the call's end on its job; return the API's status and body."""
     body = outcome.body
     if outcome.status == 200:
-        result = services.JobResult(
+        result = JobResult(
             text=body.get("text", ""),
             pages=body.get("pages"),
             pdf=body.get("pdf", ""),

@@ -8,12 +8,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.jobs import selectors, services, versions
+from apps.jobs.backends import backend_aliases
 from apps.jobs.pagination import JobPagination
 from apps.jobs.permissions import check_workload_allowed
 from apps.jobs.serializers import JobOutputSerializer
 from apps.jobs.workloads import parse_workload
 from apps.ocr.inputs import DocumentSerializer
-from tasks.backends.registry import backend_aliases
 
 
 class JobInputSerializer(DocumentSerializer):

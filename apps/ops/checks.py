@@ -1,70 +1,47 @@
-"""Readiness: the database and every broker of settings.JOB_BACKENDS, each with a timeout."""
+"""Readiness: the database and every server the backends of settings.JOB_BACKENDS need,
+each asked through its own `ping` (tasks/backends/services.py) within a timeout."""
 
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-import redis
 from django.conf import settings
-from django.db import connection, connections
-from kombu import Connection
+from django.db import connections
 
-from apps.ops.launch import broker_address, tcp_reachable
+from tasks.backends.registry import backend_aliases, get_backend
+from tasks.backends.services import Postgres, Service
 
 
 @dataclass
 class Dependency:
-    name: str
-    kind: str  # database, redis, amqp, kafka
-    url: str = ""
+    name: str  # "database", else the service's kind (numbered when several share it)
+    service: Service
     backends: list[str] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return self.service.kind
 
 
 def dependencies() -> list[Dependency]:
-    """The database, then one entry per distinct broker URL, naming the aliases using it."""
-    by_url: dict[str, Dependency] = {}
-    for alias, conf in settings.JOB_BACKENDS.items():
-        url = conf.get("OPTIONS", {}).get("url")
-        if not url:
-            continue  # the `db` backend: its broker is the database
-        if url not in by_url:
-            by_url[url] = Dependency(name="", kind=_kind(url), url=url)
-        by_url[url].backends.append(alias)
-    brokers = list(by_url.values())
-    for dep in brokers:
-        same_kind = [d for d in brokers if d.kind == dep.kind]
+    """The database, then one entry per distinct server, naming the aliases using it."""
+    database = Dependency(name="database", service=Postgres())
+    by_service: dict[Service, Dependency] = {database.service: database}
+    for alias in backend_aliases():
+        for service in get_backend(alias).services():
+            dep = by_service.setdefault(service, Dependency(name="", service=service))
+            dep.backends.append(alias)
+    others = [dep for dep in by_service.values() if dep is not database]
+    for dep in others:
+        same_kind = [d for d in others if d.kind == dep.kind]
         dep.name = dep.kind if len(same_kind) == 1 else f"{dep.kind}-{same_kind.index(dep) + 1}"
-    db_backends = [a for a, c in settings.JOB_BACKENDS.items() if not c.get("OPTIONS", {})]
-    return [Dependency(name="database", kind="database", backends=db_backends), *brokers]
-
-
-def _kind(url: str) -> str:
-    scheme = urlsplit(url).scheme if "://" in url else "kafka"
-    return {"rediss": "redis", "amqps": "amqp", "pyamqp": "amqp"}.get(scheme, scheme)
+    return [database, *others]
 
 
 def _ping(dep: Dependency, timeout_s: float) -> None:
-    if dep.kind == "database":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    elif dep.kind == "redis":
-        client = redis.Redis.from_url(
-            dep.url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
-        )
-        try:
-            client.ping()
-        finally:
-            client.close()
-    elif dep.kind == "amqp":
-        with Connection(dep.url, connect_timeout=timeout_s) as conn:
-            conn.connect()
-    else:
-        address = broker_address(dep.url)
-        if address is None or not tcp_reachable(*address, timeout_s=timeout_s):
-            raise ConnectionError(f"nothing accepts connections at {address}")
+    dep.service.ping(timeout_s)
 
 
 def check(dep: Dependency, timeout_s: float) -> dict:

@@ -3,8 +3,9 @@
 One place for the command lines, for starting a process in a session of its own with its
 output in a log file, for readiness (an HTTP answer or an open TCP port), for stopping a
 process group (SIGTERM, wait, SIGKILL) and for the background stack of `make up`. Used by
-the Makefile, the worker supervisor, the bench and the tests. Standard library only, and
-nothing from Django: anything may import it without an import cycle.
+the Makefile, the worker supervisor, the backends' services, the bench and the tests.
+Standard library only (and the pure apps/jobs/versions.py), nothing from Django: anything
+may import it without an import cycle.
 
 python -m apps.ops.launch api --port 8000
 python -m apps.ops.launch ocr-server --port 8101
@@ -36,9 +37,9 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from apps.jobs.versions import version_backends  # pure Python, like this module
 from ocrproject.env import read_dotenv  # standard library only, like this module
 
-DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671}  # of brokers
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
 RUN_DIR, LOG_DIR = ROOT / "var" / "run", ROOT / "var" / "log"
@@ -53,7 +54,7 @@ POLL_S = 0.1
 STACK_STOP_TIMEOUT_S = 30.0
 STACK_DEFAULTS = {  # the stack's settings: environment variable -> default
     "API_PORT": "8000",
-    "STACK_WORKERS": "db redis rabbit kafka",
+    "STACK_WORKERS": " ".join(dict.fromkeys(version_backends().values())),  # V3-V6's
     "OCR_SERVER_URLS": "http://127.0.0.1:8101,http://127.0.0.1:8102",
 }
 STACK_NAMES = ("api", "ocr-server-*", "worker-*")  # the pid files `stack stop` stops
@@ -169,15 +170,6 @@ def tcp_reachable(host: str, port: int, timeout_s: float = 2.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def broker_address(url: str) -> tuple[str, int] | None:
-    """(host, port) of a broker URL: redis://h:p/0, amqp://u:p@h:p//, or Kafka's h:p,h:p."""
-    first = url.split(",")[0].strip()
-    parts = urlsplit(first if "://" in first else f"kafka://{first}")
-    if not parts.hostname:
-        return None
-    return parts.hostname, parts.port or DEFAULT_PORTS.get(parts.scheme, 0)
 
 
 def wait_port(

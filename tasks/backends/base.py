@@ -1,32 +1,62 @@
-"""The one small protocol every job backend implements.
+"""The one small contract every job backend implements, and all the rest of the lab
+may know of a backend.
 
 An adapter does three things: turn `publish(job_id)` into a message, turn a message back
 into a job id (a `Consumer`: receive, ack, nack, close), and nothing else: the one
-consume loop (tasks/consume.py) calls `handle` and acks. Job state, retries, leases and
-time limits live in `apps.jobs.services` and `tasks.process`, never here.
+consume loop (tasks/consume.py) hands each `Message` to its handler and acks. Job state,
+retries, leases and time limits live in `apps.jobs.services` and `tasks.process`, never
+here.
+
+Whatever else the lab asks of a backend, it asks the `Backend` instance (from the
+registry), never a switch on its alias, class name or URL scheme:
+
+- `services()`: the servers it needs (`tasks.backends.services`: kind, address, default
+  port, readiness `ping`, process names, `stop`/`start` for chaos, what a restart loses);
+  `broker_service()` is the one holding its messages, None when the job row is the message.
+- `hand_over(job_id, mark_queued=...)`: publish and mark the row QUEUED, in its order.
+- `publish_raw(payload)`: write any bytes as a message (poison messages), if
+  `supports_publish_raw`.
+- `worker_command(count)`: a framework's own worker command, or None for the one consume
+  loop; every worker process learns its alias from WORKER_BACKEND_ENV (`worker_env()`).
+- capability flags (class attributes, defaults below): `row_is_message`,
+  `supports_publish_raw`; `client_packages` names the client libraries it runs on.
+
+Everything new has a default here, so a backend written against the first three methods
+keeps working.
 """
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from django.conf import settings
 
-# handle(job_id) runs the job; the `db` backend, which claims while it picks, passes the
-# claimed row too: handle(job_id, claimed=job).
-Handler = Callable[..., str]
+if TYPE_CHECKING:
+    from apps.jobs.models import OcrJob
+    from tasks.backends.services import Service
+
 POLL_S = 1.0  # how long a blocking receive waits before re-checking the stop flag
 # A framework worker command gets this on top of its own time limit to stop warmly.
 COMMAND_STOP_GRACE_S = 30.0
+# Every worker process (a consume-loop worker, a Celery or Dramatiq worker) reads the
+# alias it serves from this variable: the one way a worker learns its backend.
+WORKER_BACKEND_ENV = "OCRLAB_BACKEND"
 
 
 @dataclass
 class Message:
     job_id: str  # the job id as the message carries it (not checked yet)
     token: Any = None  # the backend's handle for ack/nack (entry id, Kafka message)
-    claimed: Any = None  # the `db` backend claims while it receives: the OcrJob
+    # A consumer that claims while it receives (a table queue) hands the claimed row
+    # over here; process_job then skips its own claim.
+    claimed: "OcrJob | None" = None
+
+
+# The consume loop's handler: runs the message's job, returns what happened.
+Handler = Callable[[Message], str]
 
 
 class Consumer(Protocol):
@@ -71,10 +101,16 @@ class BackendUnavailable(RuntimeError):
 
 class Backend:
     """Base class: plain adapters override `publish`, `open_consumer` and `purge`;
-    frameworks override `publish`, `purge` and `worker_command`."""
+    frameworks override `publish`, `purge` and `worker_command`. `services`,
+    `publish_raw` and the flags below are what the lab asks besides."""
 
-    # True when the job row itself is the message (the `db` backend): nothing to lose.
+    # True when the job row itself is the message (a table queue): no broker holds it, so
+    # no message can be lost before its claim, and broker faults do not apply.
     row_is_message: bool = False
+    # True when `publish_raw` writes arbitrary bytes as a message (chaos: poison).
+    supports_publish_raw: bool = False
+    # The client libraries this backend runs on (pip names; the bench records versions).
+    client_packages: tuple[str, ...] = ()
 
     def __init__(self, alias: str, options: dict | None = None):
         self.alias = alias
@@ -83,6 +119,32 @@ class Backend:
     def publish(self, job_id: UUID) -> None:
         """Send one message naming `job_id`. Raise if the broker did not take it."""
         raise NotImplementedError
+
+    def hand_over(self, job_id: UUID, *, mark_queued: Callable[[], None]) -> None:
+        """Publish `job_id` and mark its row QUEUED (`mark_queued`), in this backend's
+        order. The default, for a broker: publish, then mark; a publish that raises
+        leaves the row unmarked (the relay sends it again). A table queue marks first."""
+        self.publish(job_id)
+        mark_queued()
+
+    def publish_raw(self, payload: bytes) -> None:
+        """Write `payload` as it is as one message of this backend's queue (poison
+        messages for chaos and tests); only if `supports_publish_raw`."""
+        raise NotImplementedError(f"{self!r} cannot write raw messages")
+
+    def services(self) -> "tuple[Service, ...]":
+        """The servers this backend needs, its broker first (tasks/backends/services.py)."""
+        return ()
+
+    def broker_service(self) -> "Service | None":
+        """The server that holds this backend's messages; None when the row is the
+        message (then the database holds it) or when it needs no server (in memory)."""
+        found = self.services()
+        return None if self.row_is_message or not found else found[0]
+
+    def worker_env(self) -> dict[str, str]:
+        """The environment that tells a worker process which alias it serves."""
+        return {WORKER_BACKEND_ENV: self.alias}
 
     def open_consumer(self, worker: str) -> Consumer:
         """In a worker process: a Consumer of this backend's queue, named `worker`
@@ -103,6 +165,14 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias}>"
+
+
+def worker_alias() -> str:
+    """In a worker process: the alias it serves (WORKER_BACKEND_ENV)."""
+    alias = os.environ.get(WORKER_BACKEND_ENV, "")
+    if not alias:
+        raise RuntimeError(f"{WORKER_BACKEND_ENV} is not set: which backend should this serve?")
+    return alias
 
 
 def require(module: str, extra: str):

@@ -9,6 +9,7 @@ status RUNNING until its lease runs out; the relay then puts it back (services).
 
 import contextlib
 import logging
+from collections.abc import Callable
 from uuid import UUID
 
 import psycopg
@@ -18,6 +19,7 @@ from django.db import DatabaseError, connection
 from apps.jobs import services
 from apps.jobs.models import READY, OcrJob
 from tasks.backends.base import Backend, Message
+from tasks.backends.services import Postgres, Service
 from tasks.backends.timers import RedeliveryTimer, Tuning
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,8 @@ POLL_FALLBACK_S = 1.0
 
 class DatabaseBackend(Backend):
     row_is_message = True
+    supports_publish_raw = True  # a NOTIFY payload: any text
+    client_packages = ("psycopg",)
 
     @property
     def channel(self) -> str:
@@ -34,6 +38,25 @@ class DatabaseBackend(Backend):
     def publish(self, job_id: UUID) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [self.channel, str(job_id)])
+
+    def hand_over(self, job_id: UUID, *, mark_queued: Callable[[], None]) -> None:
+        """The row is the message: mark it QUEUED first, then NOTIFY. A worker woken while
+        the UPDATE still held the row lock would skip the row (SKIP LOCKED), and the job
+        would wait for the fallback poll (~1 s; 59 of 200 idle probes in the bench)."""
+        mark_queued()
+        try:
+            self.publish(job_id)
+        except Exception as exc:  # the row is QUEUED: a worker's fallback poll finds it
+            log.warning("NOTIFY for job %s failed; workers will poll it: %s", job_id, exc)
+
+    def publish_raw(self, payload: bytes) -> None:
+        """NOTIFY with any payload (text without NUL bytes, as PostgreSQL needs)."""
+        text = payload.decode("utf-8", "replace").replace("\x00", "")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [self.channel, text])
+
+    def services(self) -> tuple[Service, ...]:
+        return (Postgres(),)
 
     def open_consumer(self, worker: str) -> "TableConsumer":
         return TableConsumer(self, worker)

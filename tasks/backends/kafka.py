@@ -48,6 +48,7 @@ from uuid import UUID
 from django.conf import settings
 
 from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
+from tasks.backends.services import Kafka, Service
 from tasks.backends.timers import RedeliveryTimer, Tuning
 
 ck = require("confluent_kafka", "confluent-kafka")
@@ -68,6 +69,9 @@ DEBUG = os.environ.get("OCRLAB_KAFKA_DEBUG", "")  # librdkafka contexts, e.g. "c
 
 
 class KafkaBackend(Backend):
+    supports_publish_raw = True
+    client_packages = ("confluent-kafka",)
+
     def __init__(self, alias: str, options: dict | None = None):
         super().__init__(alias, options)
         self.servers = self.options.get("url") or settings.KAFKA_BOOTSTRAP_SERVERS
@@ -108,6 +112,17 @@ class KafkaBackend(Backend):
             self._drop_producer()
             reason = report[0] if report else "no delivery report in time"
             raise BackendUnavailable(f"Kafka at {self.servers} did not take job {job_id}: {reason}")
+
+    def publish_raw(self, payload: bytes) -> None:
+        """Produce `payload` as key and value with a plain producer (no idempotence)."""
+        self.ensure_topic()
+        producer = ck.Producer({**self._common(), "linger.ms": 0})
+        producer.produce(self.topic, key=payload or None, value=payload)
+        if producer.flush(DELIVERY_TIMEOUT_S + 1):
+            raise BackendUnavailable(f"Kafka at {self.servers} did not take a raw message")
+
+    def services(self) -> tuple[Service, ...]:
+        return (Kafka(self.servers),)
 
     def _drop_producer(self) -> None:
         """Forget the producer and the topic: the next publish builds both again. An

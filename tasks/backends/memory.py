@@ -22,6 +22,8 @@ def _queue(alias: str) -> queue.Queue:
 
 
 class MemoryBackend(Backend):
+    supports_publish_raw = True
+
     def publish(self, job_id: UUID) -> None:
         self.publish_raw(str(job_id))
 

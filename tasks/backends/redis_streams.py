@@ -29,6 +29,7 @@ from uuid import UUID
 from django.conf import settings
 
 from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
+from tasks.backends.services import Redis, Service
 from tasks.backends.timers import RedeliveryTimer, Tuning
 
 redis = require("redis", "redis")
@@ -43,6 +44,9 @@ STALE_CONSUMER_S = 600.0
 
 
 class RedisStreamsBackend(Backend):
+    supports_publish_raw = True
+    client_packages = ("redis",)
+
     def __init__(self, alias: str, options: dict | None = None):
         super().__init__(alias, options)
         self.url = self.options.get("url") or settings.REDIS_URL
@@ -85,6 +89,18 @@ class RedisStreamsBackend(Backend):
         """XADD one entry naming the job; raises (redis.ConnectionError) if Redis is down."""
         self.ensure_group()
         self.client.xadd(self.stream, {"job_id": str(job_id)})
+
+    def publish_raw(self, payload: bytes) -> None:
+        """XADD an entry whose job_id field is `payload`, bytes as they are."""
+        self.ensure_group()
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=CONNECT_TIMEOUT_S)
+        try:
+            client.xadd(self.stream, {"job_id": payload})
+        finally:
+            client.close()
+
+    def services(self) -> tuple[Service, ...]:
+        return (Redis(self.url),)
 
     def open_consumer(self, worker: str) -> "StreamWorker":
         """A consumer of the group named `worker` (read, ack one entry at a time)."""

@@ -1,8 +1,10 @@
-"""Backends by alias, from `settings.JOB_BACKENDS` (resolved like DATABASES)."""
+"""Backends by alias, from `settings.JOB_BACKENDS` (resolved like DATABASES). Changing
+JOB_BACKENDS (override_settings in tests) forgets the instances built from the old one."""
 
 import threading
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
 from tasks.backends.base import Backend
@@ -45,3 +47,11 @@ def reset_backends() -> None:
         for backend in _cache.values():
             backend.close()
         _cache.clear()
+
+
+def _forget_on_change(*, setting: str, **kwargs) -> None:
+    if setting == "JOB_BACKENDS":
+        reset_backends()
+
+
+setting_changed.connect(_forget_on_change, dispatch_uid="tasks.backends.registry")

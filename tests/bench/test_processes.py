@@ -6,7 +6,8 @@ from apps.bench.run.processes import (
     locust_command,
     read_locust_stats,
 )
-from apps.ops.launch import broker_address, tcp_reachable
+from apps.ops.launch import tcp_reachable
+from tasks.backends.services import Kafka, RabbitMQ, Redis, Service
 
 STATS = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
 Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,50%,66%,75%,\
@@ -79,12 +80,13 @@ def test_sync_cells_get_their_ocr_servers_in_the_environment():
     assert "OCR_SERVER_URLS" not in cell_env(spec(), {}, [])
 
 
-def test_broker_address_of_each_url_style():
-    assert broker_address("redis://127.0.0.1:6379/0") == ("127.0.0.1", 6379)
-    assert broker_address("amqp://guest:guest@127.0.0.1:5672//") == ("127.0.0.1", 5672)
-    assert broker_address("amqp://guest:guest@rabbit//") == ("rabbit", 5672)
-    assert broker_address("127.0.0.1:9092,127.0.0.1:9093") == ("127.0.0.1", 9092)
-    assert broker_address("") is None
+def test_service_address_of_each_url_style():
+    assert Redis("redis://127.0.0.1:6379/0").address == ("127.0.0.1", 6379)
+    assert RabbitMQ("amqp://guest:guest@127.0.0.1:5672//").address == ("127.0.0.1", 5672)
+    assert RabbitMQ("amqp://guest:guest@rabbit//").address == ("rabbit", 5672)
+    assert Kafka("127.0.0.1:9092,127.0.0.1:9093").address == ("127.0.0.1", 9092)
+    assert Kafka("broker").address == ("broker", 9092)
+    assert Service("").address is None
 
 
 def test_tcp_reachable_on_a_dead_port():

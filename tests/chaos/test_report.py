@@ -7,6 +7,7 @@ import pytest
 
 from apps.bench.chaos.local import NotLocal, require_local
 from apps.bench.chaos.summary import Cell, compute_cell, render_markdown, render_text, write_results
+from tasks.backends.services import Service
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 IDS = [f"00000000-0000-0000-0000-00000000000{i}" for i in range(6)]
@@ -105,7 +106,7 @@ def test_markdown_and_json_hold_every_cell(tmp_path):
     ],
 )
 def test_loopback_addresses_are_accepted(urls):
-    require_local(urls)
+    require_local([Service(url) for url in urls.values()])
 
 
 @pytest.mark.parametrize(
@@ -118,7 +119,7 @@ def test_loopback_addresses_are_accepted(urls):
 )
 def test_remote_addresses_are_refused(urls):
     with pytest.raises(NotLocal):
-        require_local(urls)
+        require_local([Service(url) for url in urls.values()])
 
 
 def test_text_table_has_a_row_per_cell_and_the_reason_of_an_na():

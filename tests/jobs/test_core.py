@@ -14,6 +14,7 @@ from apps.jobs import retry, services
 from apps.jobs.models import JobStatus, OcrJob
 from apps.jobs.retry import ErrorCode
 from tasks import process
+from tasks.backends.base import Message
 from tasks.backends.registry import get_backend
 from tasks.consume import consume_loop, handle_message
 from tasks.limits import Lease, LeaseLost
@@ -51,8 +52,8 @@ def drain(backend) -> list[str]:
     outcomes: list[str] = []
     stop = threading.Event()
 
-    def handle(job_id, claimed=None) -> str:
-        outcomes.append(handle_message(job_id, worker="test", claimed=claimed))
+    def handle(message: Message) -> str:
+        outcomes.append(handle_message(message.job_id, worker="test", claimed=message.claimed))
         if backend.pending() == 0:
             stop.set()
         return outcomes[-1]

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from apps.jobs import services
 from apps.jobs.models import OcrJob
-from tasks.backends.base import BackendUnavailable
+from tasks.backends.base import BackendUnavailable, Message
 from tasks.backends.kafka import KafkaBackend
 from tasks.backends.registry import get_backend, reset_backends
 from tasks.consume import consume_loop
@@ -42,8 +42,8 @@ def consume_until(impl, count: int, timeout_s: float = 30) -> list[str]:
     seen: list[str] = []
     stop = threading.Event()
 
-    def handle(job_id: str) -> str:
-        seen.append(job_id)
+    def handle(message: Message) -> str:
+        seen.append(message.job_id)
         if len(seen) >= count:
             stop.set()
         return "done"

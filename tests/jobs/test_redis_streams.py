@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tasks.backends.base import Message
 from tasks.backends.redis_streams import (
     DEAD_AFTER_DELIVERIES,
     GROUP,
@@ -34,8 +35,8 @@ def consume_until(impl, count: int, name: str = "tester") -> list[str]:
     seen: list[str] = []
     stop = threading.Event()
 
-    def handle(job_id: str) -> str:
-        seen.append(job_id)
+    def handle(message: Message) -> str:
+        seen.append(message.job_id)
         if len(seen) >= count:
             stop.set()
         return "done"
@@ -78,7 +79,7 @@ def test_a_long_job_on_a_live_worker_is_not_taken_over(backend, settings):
     backend.publish("job-long")
     started, stop = threading.Event(), threading.Event()
 
-    def handle(job_id: str) -> str:
+    def handle(message: Message) -> str:
         started.set()
         time.sleep(settings.JOB_LEASE_S * 1.5)  # longer than the reclaim idle time
         stop.set()

@@ -28,7 +28,7 @@ def test_readyz_checks_the_database_and_every_broker(client):
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ready"
-    assert {"database", "redis", "amqp", "kafka"} <= set(body["checks"])
+    assert {"database", "redis", "rabbitmq", "kafka"} <= set(body["checks"])
     assert all(check["ok"] for check in body["checks"].values())
     assert set(body["checks"]["redis"]["backends"]) == {"redis", "celery-redis", "dramatiq-redis"}
 

@@ -14,15 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import confluent_kafka as ck
-import redis
-from django.conf import settings
-from django.db import connection
-
-from apps.bench.chaos.local import Postgres, broker_kind, broker_service
-from tasks.backends.celery.app import TASK_NAME
-from tasks.backends.dramatiq.broker import make_message
+from tasks.backends.base import Backend
 from tasks.backends.registry import get_backend
+from tasks.backends.services import Postgres, Service
 
 if TYPE_CHECKING:
     from apps.bench.chaos.scenario import CellRun
@@ -32,6 +26,7 @@ POISON = {  # what a message may carry that names no job
     "garbage bytes": b"\xff\xfe\x00 not utf-8",
     "non-UUID": b"not-a-uuid",
     "unknown UUID": UNKNOWN_JOB.encode(),
+    "empty": b"",
 }
 
 
@@ -45,13 +40,14 @@ class Fault:
 
     def applies(self, backend: str) -> str:
         """'' when the fault applies to `backend`, else why not."""
-        if self.needs_broker and broker_url(backend) is None:
+        if self.needs_broker and broker_of(backend) is None:
             return "n/a: the job row is the message (no broker); see postgres-restart"
         return ""
 
 
-def broker_url(backend: str) -> str | None:
-    return settings.JOB_BACKENDS[backend].get("OPTIONS", {}).get("url")
+def broker_of(backend: str) -> Service | None:
+    """The server holding `backend`'s messages (None: the job row is the message)."""
+    return get_backend(backend).broker_service()
 
 
 def _victim_pid(ctx: CellRun) -> int:
@@ -76,122 +72,50 @@ def sigstop(ctx: CellRun) -> list[str]:
     return [f"SIGSTOP worker pid {pid} for {pause_s:g}s (lease {ctx.lease_s:g}s), then SIGCONT"]
 
 
-def _restart(service, ctx: CellRun, what: str) -> list[str]:
+def _restart(service: Service, ctx: CellRun, what: str) -> list[str]:
     started = time.monotonic()
     service.stop()
     time.sleep(ctx.down_s)
-    service.start()
+    service.start(log_dir=ctx.log_dir)
     return [f"{what} down for {time.monotonic() - started:.1f}s"]
 
 
+def _broker(ctx: CellRun) -> Service:
+    service = broker_of(ctx.backend)
+    assert service is not None  # needs_broker: applies() ruled out broker-less backends
+    return service
+
+
 def broker_restart(ctx: CellRun) -> list[str]:
-    url = broker_url(ctx.backend)
-    assert url is not None  # needs_broker: applies() ruled out broker-less backends
-    notes = _restart(broker_service(url, log_dir=ctx.log_dir), ctx, broker_kind(url))
-    return notes + KIND_NOTES.get(broker_kind(url), [])
-
-
-KIND_NOTES = {
-    "redis": [
-        "Redis keeps nothing on disk here: the restart drops the stream, its group "
-        "and every pending entry; the job rows (the outbox) are the truth and the "
-        "relay resends QUEUED jobs after RELAY_QUEUED_STALE_S"
-    ],
-    "kafka": [
-        "Tansu keeps topics in memory: the restart drops the topic, its messages and "
-        "the group's offsets; publish recreates the topic, the relay resends"
-    ],
-    "rabbit": ["stop_app/start_app: durable queues keep their persistent messages"],
-}
+    service = _broker(ctx)
+    notes = _restart(service, ctx, service.kind)
+    return notes + ([service.restart_note] if service.restart_note else [])
 
 
 def postgres_restart(ctx: CellRun) -> list[str]:
-    return _restart(Postgres(settings.DATABASE_URL), ctx, "PostgreSQL")
+    return _restart(Postgres(), ctx, "PostgreSQL")
 
 
 def broker_down(ctx: CellRun) -> list[str]:
     """Stop the broker while the submitter keeps going, then start it again."""
-    url = broker_url(ctx.backend)
-    assert url is not None  # needs_broker: applies() ruled out broker-less backends
-    service = broker_service(url, log_dir=ctx.log_dir)
+    service = _broker(ctx)
     service.stop()
     before = ctx.submitted_count()
     time.sleep(ctx.down_s + ctx.pause_margin_s)
     during = ctx.submitted_count() - before
-    service.start()
-    return [f"{broker_kind(url)} down while {during} jobs were submitted"]
+    service.start(log_dir=ctx.log_dir)
+    return [f"{service.kind} down while {during} jobs were submitted"]
 
 
 def poison(ctx: CellRun) -> list[str]:
-    """Write messages that name no job with the broker's own client."""
-    impl = get_backend(ctx.backend)
-    writer = POISON_WRITERS.get(type(impl).__name__)
-    if writer is None:
-        return [f"no poison writer for {type(impl).__name__}"]
-    writer(impl)
+    """Write messages that name no job, raw, through the backend's own client."""
+    impl: Backend = get_backend(ctx.backend)
+    if not impl.supports_publish_raw:
+        return [f"{impl.alias} cannot write raw messages: no poison"]
+    for payload in POISON.values():
+        impl.publish_raw(payload)
     return [f"wrote {len(POISON)} poison messages: {', '.join(POISON)}"]
 
-
-def _poison_db(impl) -> None:
-    with connection.cursor() as cursor:
-        for payload in POISON.values():
-            text = payload.decode("utf-8", "replace").replace("\x00", "")
-            cursor.execute("SELECT pg_notify(%s, %s)", [impl.channel, text])
-
-
-def _poison_redis(impl) -> None:
-    impl.ensure_group()
-    client = redis.Redis.from_url(impl.url)  # bytes as they are, no decoding
-    for payload in POISON.values():
-        client.xadd(impl.stream, {"job_id": payload})
-    client.xadd(impl.stream, {"something": "else"})
-    client.close()
-
-
-def _poison_celery(impl) -> None:
-    for payload in POISON.values():
-        arg = payload.decode("utf-8", "replace")
-        impl.app.send_task(TASK_NAME, args=[arg], queue=impl.queue, retry=False)
-    with impl.app.connection_for_write() as conn:  # a body that is not a task at all
-        conn.Producer().publish(
-            POISON["garbage bytes"],
-            routing_key=impl.queue,
-            exchange="",
-            content_type="application/octet-stream",
-            content_encoding="binary",
-            retry=False,
-        )
-
-
-def _poison_dramatiq(impl) -> None:
-    """Dramatiq messages whose argument names no job, plus a body that is no message."""
-    broker = impl.broker
-    for payload in POISON.values():
-        broker.enqueue(make_message(impl.alias, payload.decode("utf-8", "replace")))
-    garbage = POISON["garbage bytes"]
-    if type(broker).__name__ == "RabbitmqBroker":
-        broker.declare_queue(impl.queue, ensure=True)
-        broker.channel.basic_publish(exchange="", routing_key=impl.queue, body=garbage)
-    else:  # RedisBroker: its own enqueue, minus the encoding
-        broker.do_enqueue(impl.queue, str(uuid.uuid4()), garbage)
-
-
-def _poison_kafka(impl) -> None:
-    impl.ensure_topic()
-    producer = ck.Producer({"bootstrap.servers": impl.servers, "linger.ms": 0})
-    for payload in POISON.values():
-        producer.produce(impl.topic, key=payload, value=payload)
-    producer.produce(impl.topic, key=b"empty", value=b"")
-    producer.flush(10)
-
-
-POISON_WRITERS = {
-    "DatabaseBackend": _poison_db,
-    "RedisStreamsBackend": _poison_redis,
-    "CeleryBackend": _poison_celery,
-    "KafkaBackend": _poison_kafka,
-    "DramatiqBackend": _poison_dramatiq,
-}
 
 # Least destructive first: a broker restart can leave a broker (Tansu) that the next
 # phases' workers cannot use, so restarts and outages of the broker come last.

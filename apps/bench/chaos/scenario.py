@@ -22,7 +22,7 @@ from django.db import DatabaseError, InterfaceError, connections
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.bench.chaos.faults import FAULTS, broker_url
+from apps.bench.chaos.faults import FAULTS, broker_of
 from apps.bench.chaos.summary import FINISHED, Cell, compute_cell
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
@@ -216,10 +216,11 @@ def _groups(scope: str, backends: list[str]) -> dict[str, list[str]]:
     if scope == "database":
         return {"postgres": backends} if backends else {}
     if scope == "broker":
-        by_url: dict[str, list[str]] = {}
+        by_broker: dict[str, list[str]] = {}
         for backend in backends:
-            by_url.setdefault(broker_url(backend) or backend, []).append(backend)
-        return by_url
+            broker = broker_of(backend)
+            by_broker.setdefault(broker.url if broker else backend, []).append(backend)
+        return by_broker
     return {backend: [backend] for backend in backends}
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from apps.bench.chaos.faults import broker_url
+from apps.bench.chaos.faults import broker_of
 from apps.bench.chaos.scenario import Options
 from apps.bench.chaos.summary import FINISHED, Cell
 from apps.bench.hosts.lab import API, HostLab
@@ -110,7 +110,7 @@ class NetFault:
     cut_host: str = CUT_HOST  # whose workers must consume again afterwards ("" none)
 
     def applies(self, backend: str) -> str:
-        if self.needs_broker and broker_url(backend) is None:
+        if self.needs_broker and broker_of(backend) is None:
             return "n/a: the job row is the message (no broker apart from the database)"
         return ""
 

@@ -20,9 +20,11 @@ from pathlib import Path
 
 from apps.bench.hosts.netns import Lab
 from apps.ops import launch
+from tasks.backends.services import Kafka, Postgres, RabbitMQ, Redis
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PORTS = {"postgres": 5432, "redis": 6379, "rabbit": 5672, "kafka": 9092}
+PG, REDIS, RABBIT, KAFKA = Postgres.kind, Redis.kind, RabbitMQ.kind, Kafka.kind
+PORTS = {s.kind: s.default_port for s in (Postgres, Redis, RabbitMQ, Kafka)}
 DELAYED_OFFSET = 10000
 DB_NAME = "ocrlab"
 START_TIMEOUT_S = 60.0
@@ -42,16 +44,16 @@ class Endpoints:
             return PORTS[name] + (DELAYED_OFFSET if delayed else 0)
 
         return {
-            "DATABASE_URL": f"postgres://postgres@{self.db_addr}:{port('postgres')}/{DB_NAME}",
-            "REDIS_URL": f"redis://{self.mq_addr}:{port('redis')}/0",
-            "AMQP_URL": f"amqp://guest:guest@{self.mq_addr}:{port('rabbit')}//",
-            "KAFKA_BOOTSTRAP_SERVERS": f"{self.mq_addr}:{port('kafka')}",
+            "DATABASE_URL": Postgres.url_at(self.db_addr, port(PG), db=DB_NAME),
+            "REDIS_URL": Redis.url_at(self.mq_addr, port(REDIS)),
+            "AMQP_URL": RabbitMQ.url_at(self.mq_addr, port(RABBIT)),
+            "KAFKA_BOOTSTRAP_SERVERS": Kafka.url_at(self.mq_addr, port(KAFKA)),
         }
 
     def targets(self) -> dict[str, tuple[str, int]]:
         """service -> (address, port) of the service itself."""
         return {
-            name: (self.db_addr if name == "postgres" else self.mq_addr, port)
+            name: (self.db_addr if name == PG else self.mq_addr, port)
             for name, port in PORTS.items()
         }
 
@@ -92,16 +94,16 @@ def start_postgres(lab: Lab, host: str, addr: str) -> None:  # pg_ctl waits for 
 
 
 def start_redis(lab: Lab, host: str, addr: str) -> subprocess.Popen[bytes]:
-    cmd = ["redis-server", "--bind", addr, "--port", str(PORTS["redis"]), "--save", ""]
+    cmd = ["redis-server", "--bind", addr, "--port", str(PORTS[REDIS]), "--save", ""]
     cmd += ["--appendonly", "no", "--dir", str(lab.workdir), "--protected-mode", "no"]
-    return lab.start(host, "redis", cmd, cwd=lab.workdir)
+    return lab.start(host, REDIS, cmd, cwd=lab.workdir)
 
 
 def start_rabbit(lab: Lab, host: str, addr: str) -> subprocess.Popen[bytes]:
-    base = lab.workdir / "rabbit"
+    base = lab.workdir / RABBIT
     (base / "mnesia").mkdir(parents=True)
     (base / "log").mkdir()
-    port = PORTS["rabbit"]
+    port = PORTS[RABBIT]
     (base / "rabbitmq.conf").write_text(
         f"listeners.tcp.local = {addr}:{port}\nloopback_users = none\n"
     )
@@ -122,11 +124,11 @@ def start_rabbit(lab: Lab, host: str, addr: str) -> subprocess.Popen[bytes]:
     assignments = [f"{key}={value}" for key, value in env.items()]
     server = "/usr/lib/rabbitmq/bin/rabbitmq-server"
     cmd = ["runuser", "-u", "rabbitmq", "--", "env", *assignments, server]
-    return lab.start(host, "rabbit", cmd, cwd=base)
+    return lab.start(host, RABBIT, cmd, cwd=base)
 
 
 def start_tansu(lab: Lab, host: str, addr: str) -> subprocess.Popen[bytes]:
-    port = PORTS["kafka"]
+    port = PORTS[KAFKA]
     cmd = [str(tansu_binary()), "broker", "--listener-url", f"tcp://{addr}:{port}"]
     cmd += ["--advertised-listener-url", f"tcp://{addr}:{port + DELAYED_OFFSET}"]
     return lab.start(host, "tansu", [*cmd, "--storage-engine", "memory://tansu/"], cwd=lab.workdir)
@@ -144,21 +146,21 @@ def start_services(
     db_addr, mq_addr = lab.hosts[host].addrs[:2]
     ends = Endpoints(db_addr=db_addr, mq_addr=mq_addr)
     starters = {
-        "redis": start_redis,
-        "rabbit": start_rabbit,
-        "kafka": start_tansu,
-        "postgres": start_postgres,
+        REDIS: start_redis,
+        RABBIT: start_rabbit,
+        KAFKA: start_tansu,
+        PG: start_postgres,
     }
     procs = {  # rabbit starts slowly: it boots while PostgreSQL initdbs
-        kind: starters[kind](lab, host, db_addr if kind == "postgres" else mq_addr)
+        kind: starters[kind](lab, host, db_addr if kind == PG else mq_addr)
         for kind in starters
         if kind in kinds
     }
-    if on_db_ready is not None and "postgres" in kinds:
+    if on_db_ready is not None and PG in kinds:
         on_db_ready(ends)
     for kind in kinds:
         address, port = ends.targets()[kind]
-        timeout_s = RABBIT_TIMEOUT_S if kind == "rabbit" else START_TIMEOUT_S
+        timeout_s = RABBIT_TIMEOUT_S if kind == RABBIT else START_TIMEOUT_S
         try:
             launch.wait_port(address, port, timeout_s, proc=procs.get(kind))
         except launch.NotReady as exc:

@@ -99,9 +99,10 @@ def probe(spec: CellSpec) -> str | None:
         backend = get_backend(spec.backend)
     except Exception as exc:  # missing module or client library: skip, do not crash
         return f"backend {spec.backend!r} unavailable: {type(exc).__name__}: {exc}"
-    address = launch.broker_address(backend.options.get("url") or "")
-    if address and not launch.tcp_reachable(*address):
-        return f"broker of {spec.backend!r} unreachable at {address[0]}:{address[1]}"
+    for service in backend.services():
+        address = service.address
+        if address and not launch.tcp_reachable(*address):
+            return f"{service.kind} of {spec.backend!r} unreachable at {address[0]}:{address[1]}"
     error = checks.call_with_timeout(backend.purge, BROKER_PROBE_S)
     return f"purge of {spec.backend!r} failed: {error}" if error else None
 

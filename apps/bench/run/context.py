@@ -12,25 +12,30 @@ from pathlib import Path
 from django.db import connection
 
 from apps.ops.launch import ROOT
+from tasks.backends.registry import backend_aliases, get_backend
 
+# The libraries every run exercises; each backend adds its own client libraries.
 PACKAGES = (
     "Django",
     "djangorestframework",
     "locust",
-    "celery",
-    "kombu",
-    "dramatiq",
-    "django-tasks-db",
-    "procrastinate",
-    "redis",
-    "pika",
-    "confluent-kafka",
     "psycopg",
     "ocrmypdf",
     "uvicorn",
     "gunicorn",
     "httpx",
 )
+
+
+def packages() -> tuple[str, ...]:
+    """PACKAGES, then the client libraries of every backend that loads."""
+    names = dict.fromkeys(PACKAGES)
+    for alias in backend_aliases():
+        try:
+            names.update(dict.fromkeys(get_backend(alias).client_packages))
+        except Exception:  # a backend whose client library is missing: noted elsewhere
+            continue
+    return tuple(names)
 
 
 def cores() -> int:
@@ -74,7 +79,7 @@ def _command_output(cmd: list[str]) -> str:
 def versions() -> dict:
     """Python, the libraries the bench exercises, Tesseract and Postgres."""
     found = {"python": sys.version.split()[0]}
-    for name in PACKAGES:
+    for name in packages():
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -43,12 +43,6 @@ ROW_FIELDS = (
     "started_at",
     "finished_at",
 )
-BROKER_PROCESSES = {  # broker URL scheme (or the db backend) -> process names
-    "db": ("postgres",),
-    "redis": ("redis-server",),
-    "amqp": ("beam.smp",),
-    "kafka": ("tansu", "java"),
-}
 POLL_S = 0.005
 ONCE_FAMILIES: tuple[str, ...] = ()  # families a chain runs once whatever its repeats
 WARMUP_TIMEOUT_S = 150.0  # a Kafka consumer group may wait out the last members' session
@@ -317,12 +311,10 @@ STEPS = {"pickup": pickup_step, "mixed": mixed_step, "overload": overload_step}
 
 
 def broker_processes(backend: str) -> tuple[str, ...]:
-    """Process names of the backend's broker (Postgres for db)."""
-    if backend == "db":
-        return BROKER_PROCESSES["db"]
-    url = get_backend(backend).options.get("url") or ""
-    scheme = url.split("://")[0] if "://" in url else "kafka"
-    return BROKER_PROCESSES.get(scheme.rstrip("s"), ())
+    """Process names of the servers the backend needs (its broker, or PostgreSQL when
+    the job row is the message)."""
+    services = get_backend(backend).services()
+    return tuple(dict.fromkeys(name for service in services for name in service.processes))
 
 
 def broker_rss_mb(backend: str, names: tuple[str, ...] | None = None) -> float | None:

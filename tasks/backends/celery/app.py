@@ -23,6 +23,7 @@ import logging
 from django.conf import settings
 
 from tasks.backends.base import BackendUnavailable, queue_name
+from tasks.backends.services import RabbitMQ, Redis, Service
 
 try:  # optional client libraries: this module is imported only when an alias uses them
     from celery import Celery
@@ -35,8 +36,6 @@ except ImportError as exc:
 
 log = logging.getLogger(__name__)
 
-ALIAS_ENV = "OCRLAB_CELERY_BACKEND"  # the alias a worker (or Flower) serves
-DEFAULT_ALIAS = "rabbit"
 TASK_NAME = "ocrlab.process_job"
 CONNECT_TIMEOUT_S = 2.0  # publish fails within this when the broker is down
 SOFT_LIMIT_MARGIN_S = 15.0  # process_job stops the job at JOB_TIME_LIMIT_S; these are
@@ -92,6 +91,15 @@ def app_config(alias: str, url: str, options: dict | None = None) -> dict:
     }
 
 
+REDIS_SCHEMES = ("redis://", "rediss://")
+AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+
+def services_of(url: str) -> tuple[Service, ...]:
+    """The broker at `url`: Redis or RabbitMQ."""
+    return (Redis(url),) if url.startswith(REDIS_SCHEMES) else (RabbitMQ(url),)
+
+
 def lab_visibility_timeout_s() -> float:
     """Redis: unacked messages come back after this; well above the longest job."""
     return max(3600.0, 2 * (settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S))
@@ -107,7 +115,7 @@ def transport_options(
 ) -> dict:
     """Redis: the visibility timeout; `restore_every_s` sweeps for messages past it that
     often (kombu's default sweep: every 10th call of a 10 s timer, ~100 s)."""
-    if not url.startswith(("redis://", "rediss://")):
+    if not url.startswith(REDIS_SCHEMES):
         return {}
     options = {
         "visibility_timeout": visibility_timeout_s,
@@ -120,7 +128,7 @@ def transport_options(
 
 def _queue(name: str, url: str, hard_limit_s: float) -> Queue:
     args = None
-    if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+    if url.startswith(AMQP_SCHEMES):
         args = {"x-consumer-timeout": int(lab_consumer_timeout_s() * 1000)}
         if hard_limit_s >= RABBITMQ_CONSUMER_TIMEOUT_S:
             log.warning(

@@ -16,7 +16,6 @@ from django.conf import settings
 
 from tasks.backends.base import COMMAND_STOP_GRACE_S, Backend, BackendUnavailable, WorkerCommand
 from tasks.backends.celery.app import (
-    ALIAS_ENV,
     HARD_LIMIT_MARGIN_S,
     PUBLISH_ERRORS,
     TASK_NAME,
@@ -25,7 +24,9 @@ from tasks.backends.celery.app import (
     lab_visibility_timeout_s,
     make_app,
     queue_name,
+    services_of,
 )
+from tasks.backends.services import Service
 from tasks.backends.timers import RedeliveryTimer, Tuning, rabbitmq_consumer_timeout
 
 WORKER_MODULE = "tasks.backends.celery.worker"  # by name: the API never imports it
@@ -37,6 +38,9 @@ WORKER_ARGS = (
 
 class CeleryBackend(Backend):
     """Publish `ocrlab.process_job(job_id)` to this alias's queue; run Celery workers."""
+
+    supports_publish_raw = True
+    client_packages = ("celery", "kombu")
 
     def __init__(self, alias: str, options: dict | None = None):
         super().__init__(alias, options)
@@ -63,6 +67,27 @@ class CeleryBackend(Backend):
         except PUBLISH_ERRORS as exc:
             raise BackendUnavailable(f"{self.alias}: cannot publish: {exc}") from exc
 
+    def publish_raw(self, payload: bytes) -> None:
+        """A task whose argument is `payload` when it is text, else a body that is no
+        task at all (Celery's own worker must drop it)."""
+        try:
+            arg = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            with self.app.connection_for_write() as conn:
+                conn.Producer().publish(
+                    payload,
+                    routing_key=self.queue,
+                    exchange="",
+                    content_type="application/octet-stream",
+                    content_encoding="binary",
+                    retry=False,
+                )
+            return
+        self.app.send_task(TASK_NAME, args=[arg], queue=self.queue, retry=False)
+
+    def services(self) -> tuple[Service, ...]:
+        return services_of(self.options["url"])
+
     def purge(self) -> None:
         """Drop the waiting messages of this alias's queue (declared first if missing)."""
         app = self.app
@@ -80,7 +105,7 @@ class CeleryBackend(Backend):
                 *("--concurrency", str(count), "-Q", self.queue),
                 *("--hostname", f"{self.alias}-{os.getpid()}@%h"),
             ],
-            env={ALIAS_ENV: self.alias},
+            env=self.worker_env(),
             stop_timeout_s=settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S + COMMAND_STOP_GRACE_S,
         )
 

@@ -1,10 +1,10 @@
 """The worker entry: what `celery -A tasks.backends.celery.worker` loads (Flower too).
 
-It builds the app of one alias, chosen by OCRLAB_CELERY_BACKEND (default `rabbit`), and
-registers the task on it. runworker runs (CeleryBackend.worker_command), restarts and
-stops warmly:
+It builds the app of one alias, chosen by OCRLAB_BACKEND (like every worker process:
+tasks.backends.base.WORKER_BACKEND_ENV), and registers the task on it. runworker runs it
+(CeleryBackend.worker_command), restarts it and stops it warmly:
 
-    OCRLAB_CELERY_BACKEND=rabbit .venv/bin/celery -A tasks.backends.celery.worker worker \
+    OCRLAB_BACKEND=rabbit .venv/bin/celery -A tasks.backends.celery.worker worker \
         --pool prefork --concurrency 2 -Q ocrlab.rabbit --without-gossip --without-mingle \
         --without-heartbeat -O fair --loglevel INFO
 
@@ -18,9 +18,10 @@ import os
 
 import django
 from celery import Celery, signals
-from django.conf import settings
 
-from tasks.backends.celery.app import ALIAS_ENV, DEFAULT_ALIAS, make_app
+from tasks.backends.base import WORKER_BACKEND_ENV, worker_alias
+from tasks.backends.celery.backend import CeleryBackend
+from tasks.backends.registry import get_backend
 from tasks.supervisor import die_with_parent
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
@@ -32,12 +33,12 @@ QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")  # process_job lo
 
 
 def alias_app() -> Celery:
-    """The app of OCRLAB_CELERY_BACKEND, with the task registered on it."""
-    alias = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
-    conf = settings.JOB_BACKENDS.get(alias, {})
-    if not conf.get("BACKEND", "").endswith("CeleryBackend"):
-        raise RuntimeError(f"{ALIAS_ENV}={alias!r} is not a Celery backend alias")
-    celery_app = make_app(alias, conf["OPTIONS"]["url"], conf["OPTIONS"])
+    """The app of the alias in OCRLAB_BACKEND, with the task registered on it."""
+    alias = worker_alias()
+    backend = get_backend(alias)
+    if not isinstance(backend, CeleryBackend):
+        raise RuntimeError(f"{WORKER_BACKEND_ENV}={alias!r} is not a Celery backend alias")
+    celery_app = backend.app
     register(celery_app)
     return celery_app
 

@@ -36,8 +36,9 @@ from tasks.backends.base import (
     queue_name,
 )
 from tasks.backends.django_tasks.task import process_job
+from tasks.backends.services import Postgres, Service
 
-ALIAS_ENV = "OCRLAB_DJANGO_TASKS_BACKEND"  # the alias a worker serves
+PACKAGES = ("django-tasks-db",)
 SLOTS_MODULE = "tasks.slots"  # one db_worker process per job slot
 WORKER_MODULE = "tasks.backends.django_tasks.worker"  # by name: never imported here
 STOP_MARGIN_S = 10.0  # runworker waits this beyond a slot's own stop timeout
@@ -46,14 +47,32 @@ STOP_MARGIN_S = 10.0  # runworker waits this beyond a slot's own stop timeout
 class DjangoTasksBackend(Backend):
     """Enqueue `process_job(job_id)` on this alias's task backend; run db_worker."""
 
+    supports_publish_raw = True  # the task's argument: any text
+    client_packages = PACKAGES
+
+    def services(self) -> tuple[Service, ...]:
+        return (Postgres(),)
+
+    def broker_service(self) -> Service | None:
+        """None: the lab's own database holds the task rows; its restart is the
+        PostgreSQL fault, not a broker fault."""
+        return None
+
+    def publish_raw(self, payload: bytes) -> None:
+        """A task whose argument is `payload` as text (poison: it names no job)."""
+        self._enqueue(payload.decode("utf-8", errors="replace"))
+
     @property
     def queue(self) -> str:
         return queue_name(self.alias)
 
     def publish(self, job_id: UUID) -> None:
         """One READY task row; a database error raises (the relay sends it later)."""
+        self._enqueue(str(job_id))
+
+    def _enqueue(self, argument: str) -> None:
         try:
-            process_job.using(backend=self.alias, queue_name=self.queue).enqueue(str(job_id))
+            process_job.using(backend=self.alias, queue_name=self.queue).enqueue(argument)
         except DatabaseError as exc:
             raise BackendUnavailable(f"{self.alias}: cannot enqueue: {exc}") from exc
 
@@ -74,6 +93,6 @@ class DjangoTasksBackend(Backend):
         return WorkerCommand(
             f"django-tasks[{self.alias}]",
             argv,
-            env={ALIAS_ENV: self.alias},
+            env=self.worker_env(),
             stop_timeout_s=stop_timeout_s + STOP_MARGIN_S,
         )

@@ -1,9 +1,9 @@
-"""The worker entry: one `db_worker` process serving the queue of OCRLAB_DJANGO_TASKS_BACKEND.
+"""The worker entry: one `db_worker` process serving the queue of OCRLAB_BACKEND.
 
 runworker runs `count` of these through tasks.slots (DjangoTasksBackend.worker_command),
 restarts any that dies and stops them warmly. The command line, for users:
 
-    OCRLAB_DJANGO_TASKS_BACKEND=django-tasks .venv/bin/python -m tasks.slots --count 2 \
+    OCRLAB_BACKEND=django-tasks .venv/bin/python -m tasks.slots --count 2 \
         -- .venv/bin/python -m tasks.backends.django_tasks.worker
 
 which runs, in each process, `manage.py db_worker --backend django-tasks --queue-name
@@ -15,7 +15,6 @@ before it imports the worker side (process_job, the models).
 import os
 
 import django
-from django.conf import settings
 from django.core.management import call_command
 
 from tasks.supervisor import die_with_parent
@@ -24,13 +23,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 django.setup()
 
 from apps.jobs.services import worker_name  # noqa: E402 (needs the app registry)
-from tasks.backends.base import queue_name  # noqa: E402
-from tasks.backends.django_tasks.backend import ALIAS_ENV  # noqa: E402
+from tasks.backends.base import queue_name, worker_alias  # noqa: E402
+from tasks.backends.django_tasks.backend import DjangoTasksBackend  # noqa: E402
 from tasks.backends.django_tasks.task import set_handler  # noqa: E402
+from tasks.backends.registry import get_backend  # noqa: E402
 from tasks.consume import handle_message  # noqa: E402
 from tasks.limits import prestart  # noqa: E402
 
-DEFAULT_ALIAS = "django-tasks"
 POLL_INTERVAL_S = 0.2  # db_worker polls (no LISTEN): an idle worker's pickup delay
 
 
@@ -40,11 +39,10 @@ def run_job(job_id: str) -> str:
 
 
 def alias() -> str:
-    """OCRLAB_DJANGO_TASKS_BACKEND, checked against JOB_BACKENDS and TASKS."""
-    name = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
-    conf = settings.JOB_BACKENDS.get(name, {})
-    if not conf.get("BACKEND", "").endswith("DjangoTasksBackend") or name not in settings.TASKS:
-        raise RuntimeError(f"{ALIAS_ENV}={name!r} is not a django-tasks backend alias")
+    """The alias in OCRLAB_BACKEND, checked to be a DjangoTasksBackend."""
+    name = worker_alias()
+    if not isinstance(get_backend(name), DjangoTasksBackend):
+        raise RuntimeError(f"OCRLAB_BACKEND={name!r} is not a DjangoTasksBackend alias")
     return name
 
 

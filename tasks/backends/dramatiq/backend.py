@@ -10,13 +10,13 @@ command line for users is in worker.py.
 
 import sys
 import threading
+import uuid
 from uuid import UUID
 
 from django.conf import settings
 
 from tasks.backends.base import COMMAND_STOP_GRACE_S, Backend, BackendUnavailable, WorkerCommand
 from tasks.backends.dramatiq.broker import (
-    ALIAS_ENV,
     DEFAULT_HEARTBEAT_TIMEOUT_S,
     POLL_MS,
     PREFETCH,
@@ -26,8 +26,10 @@ from tasks.backends.dramatiq.broker import (
     build_broker,
     make_message,
     queue_name,
+    services_of,
     time_limit_s,
 )
+from tasks.backends.services import Service
 from tasks.backends.timers import RedeliveryTimer, Tuning, rabbitmq_consumer_timeout
 
 CLI_MODULE = "tasks.backends.dramatiq"  # `python -m` it: Dramatiq's CLI + die_with_parent
@@ -37,6 +39,9 @@ STOP_MARGIN_S = 10.0  # runworker waits this beyond Dramatiq's own shutdown time
 
 class DramatiqBackend(Backend):
     """Enqueue `ocrlab_process_job(job_id)` on this alias's queue; run Dramatiq workers."""
+
+    supports_publish_raw = True
+    client_packages = ("dramatiq", "pika", "redis")
 
     def __init__(self, alias: str, options: dict | None = None):
         super().__init__(alias, options)
@@ -62,6 +67,27 @@ class DramatiqBackend(Backend):
         except PUBLISH_ERRORS as exc:
             raise BackendUnavailable(f"{self.alias}: cannot publish: {exc!r}") from exc
 
+    def publish_raw(self, payload: bytes) -> None:
+        """A message whose argument is `payload` when it is text, else a body that is no
+        Dramatiq message at all (the worker must drop it)."""
+        try:
+            arg = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            self._publish_body(payload)
+            return
+        self.broker.enqueue(make_message(self.alias, arg))
+
+    def _publish_body(self, body: bytes) -> None:
+        broker = self.broker
+        if isinstance(broker, RabbitmqBroker):
+            broker.declare_queue(self.queue, ensure=True)
+            broker.channel.basic_publish(exchange="", routing_key=self.queue, body=body)
+        else:  # RedisBroker: its own enqueue, minus the encoding
+            broker.do_enqueue(self.queue, str(uuid.uuid4()), body)  # type: ignore[attr-defined]
+
+    def services(self) -> tuple[Service, ...]:
+        return services_of(self.options["url"])
+
     def purge(self) -> None:
         """Drop the waiting messages of this alias's queue (and its delay/dead queues)."""
         broker = self.broker
@@ -78,7 +104,7 @@ class DramatiqBackend(Backend):
             *("--worker-shutdown-timeout", str(int(stop_timeout_s * 1000))),
         ]
         env = {
-            ALIAS_ENV: self.alias,
+            **self.worker_env(),
             "dramatiq_queue_prefetch": str(PREFETCH),
             "dramatiq_worker_timeout": str(POLL_MS),
         }

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.conf import settings
 
 from tasks.backends.base import BackendUnavailable, queue_name
+from tasks.backends.services import RabbitMQ, Redis, Service
 
 try:  # optional client libraries: this module is imported only when an alias uses them
     import redis
@@ -35,8 +36,6 @@ except ImportError as exc:
         "(see requirements.txt)"
     ) from exc
 
-ALIAS_ENV = "OCRLAB_DRAMATIQ_BACKEND"  # the alias a worker serves
-DEFAULT_ALIAS = "dramatiq"
 ACTOR_NAME = "ocrlab_process_job"
 PREFETCH = 1
 # Redis consumers back off up to this between fetches, and with prefetch 1 a running job
@@ -65,12 +64,20 @@ def time_limit_s() -> float:
     return settings.JOB_TIME_LIMIT_S + TIME_LIMIT_MARGIN_S
 
 
+REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+def services_of(url: str) -> tuple[Service, ...]:
+    """The broker at `url`: Redis or RabbitMQ."""
+    return (Redis(url),) if url.startswith(REDIS_SCHEMES) else (RabbitMQ(url),)
+
+
 def build_broker(url: str, options: dict | None = None) -> Broker:
     """A RabbitmqBroker (amqp://) or RedisBroker (redis://) for `url`, default middleware.
     On Redis, `options` (the alias's OPTIONS) may set `heartbeat_timeout_s` (Dramatiq's
     60 s: a worker process heartbeats on every command of any of its consumers, so one
     busy job does not silence it), `maintenance_chance` (per million) and `namespace`."""
-    if url.startswith(("redis://", "rediss://")):
+    if url.startswith(REDIS_SCHEMES):
         opts = options or {}
         heartbeat_s = opts.get("heartbeat_timeout_s", DEFAULT_HEARTBEAT_TIMEOUT_S)
         pool = redis.ConnectionPool.from_url(url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT_S)

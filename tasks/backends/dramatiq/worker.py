@@ -2,7 +2,7 @@
 its worker processes. The command line, for users (runworker runs the same through
 `python -m tasks.backends.dramatiq`, see __main__.py, plus the relay, and restarts it):
 
-    OCRLAB_DRAMATIQ_BACKEND=dramatiq dramatiq_queue_prefetch=1 dramatiq_worker_timeout=100 \
+    OCRLAB_BACKEND=dramatiq dramatiq_queue_prefetch=1 dramatiq_worker_timeout=100 \
         .venv/bin/python -m dramatiq tasks.backends.dramatiq.worker:setup_worker \
         --processes 2 --threads 1 --queues ocrlab.dramatiq --worker-shutdown-timeout 335000
 
@@ -17,17 +17,16 @@ import os
 import django
 import dramatiq
 import dramatiq.worker
-from django.conf import settings
 
+from tasks.backends.base import WORKER_BACKEND_ENV, worker_alias
+from tasks.backends.dramatiq.backend import DramatiqBackend
 from tasks.backends.dramatiq.broker import (
-    ALIAS_ENV,
-    DEFAULT_ALIAS,
     POLL_MS,
     PREFETCH,
     RABBITMQ_CONSUMER_TIMEOUT_S,
-    build_broker,
     time_limit_s,
 )
+from tasks.backends.registry import get_backend
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 django.setup()
@@ -38,16 +37,16 @@ log = logging.getLogger(__name__)
 
 
 def setup_worker() -> None:
-    """The CLI's broker callable: the broker and actor of OCRLAB_DRAMATIQ_BACKEND."""
+    """The CLI's broker callable: the broker and actor of the alias in OCRLAB_BACKEND."""
     # The CLI imports dramatiq.worker before this module, so an env var set here would
     # come too late: set what `dramatiq_queue_prefetch=1` would.
     dramatiq.worker.QUEUE_PREFETCH = PREFETCH
-    alias = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
-    conf = settings.JOB_BACKENDS.get(alias, {})
-    if not conf.get("BACKEND", "").endswith("DramatiqBackend"):
-        raise RuntimeError(f"{ALIAS_ENV}={alias!r} is not a Dramatiq backend alias")
+    alias = worker_alias()
+    backend = get_backend(alias)
+    if not isinstance(backend, DramatiqBackend):
+        raise RuntimeError(f"{WORKER_BACKEND_ENV}={alias!r} is not a Dramatiq backend alias")
     _warn_about_settings()
-    broker = build_broker(conf["OPTIONS"]["url"], conf["OPTIONS"])
+    broker = backend.broker
     dramatiq.set_broker(broker)
     declare_actor(broker, alias)
 

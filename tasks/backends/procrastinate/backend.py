@@ -36,9 +36,10 @@ from tasks.backends.base import (
     WorkerCommand,
     queue_name,
 )
+from tasks.backends.services import Postgres, Service
 
-ALIAS_ENV = "OCRLAB_PROCRASTINATE_BACKEND"  # the alias a worker serves
 TASK_NAME = "ocrlab.process_job"
+PACKAGES = ("procrastinate",)
 SLOTS_MODULE = "tasks.slots"  # one worker process per job slot
 WORKER_MODULE = "tasks.backends.procrastinate.worker"  # by name: never imported here
 STOP_MARGIN_S = 10.0  # runworker waits this beyond a slot's own stop timeout
@@ -47,14 +48,32 @@ STOP_MARGIN_S = 10.0  # runworker waits this beyond a slot's own stop timeout
 class ProcrastinateBackend(Backend):
     """Defer `ocrlab.process_job(job_id=...)` on this alias's queue; run its workers."""
 
+    supports_publish_raw = True  # the task's argument: any text
+    client_packages = PACKAGES
+
+    def services(self) -> tuple[Service, ...]:
+        return (Postgres(),)
+
+    def broker_service(self) -> Service | None:
+        """None: the lab's own database holds the task rows; its restart is the
+        PostgreSQL fault, not a broker fault."""
+        return None
+
+    def publish_raw(self, payload: bytes) -> None:
+        """A task whose argument is `payload` as text (poison: it names no job)."""
+        self._enqueue(payload.decode("utf-8", errors="replace"))
+
     @property
     def queue(self) -> str:
         return queue_name(self.alias)
 
     def publish(self, job_id: UUID) -> None:
         """One `todo` job row (procrastinate's trigger NOTIFYs the workers)."""
+        self._enqueue(str(job_id))
+
+    def _enqueue(self, argument: str) -> None:
         try:
-            app.configure_task(TASK_NAME, queue=self.queue).defer(job_id=str(job_id))
+            app.configure_task(TASK_NAME, queue=self.queue).defer(job_id=argument)
         except procrastinate_errors.ConnectorException as exc:
             raise BackendUnavailable(f"{self.alias}: cannot defer: {exc}") from exc
 
@@ -77,6 +96,6 @@ class ProcrastinateBackend(Backend):
         return WorkerCommand(
             f"procrastinate[{self.alias}]",
             argv,
-            env={ALIAS_ENV: self.alias},
+            env=self.worker_env(),
             stop_timeout_s=stop_timeout_s + STOP_MARGIN_S,
         )

@@ -1,10 +1,10 @@
 """The worker entry: one procrastinate worker (one job at a time) serving the queue of
-OCRLAB_PROCRASTINATE_BACKEND, plus procrastinate's stalled-job sweep.
+OCRLAB_BACKEND, plus procrastinate's stalled-job sweep.
 
 runworker runs `count` of these through tasks.slots (ProcrastinateBackend.worker_command),
 restarts any that dies and stops them warmly. The command line, for users:
 
-    OCRLAB_PROCRASTINATE_BACKEND=procrastinate .venv/bin/python -m tasks.slots --count 2 \
+    OCRLAB_BACKEND=procrastinate .venv/bin/python -m tasks.slots --count 2 \
         -- .venv/bin/python -m tasks.backends.procrastinate.worker
 
 Like wsgi.py, this module sets Django up at import, before it imports the task (the
@@ -18,7 +18,6 @@ import logging
 import os
 
 import django
-from django.conf import settings
 
 from tasks.supervisor import die_with_parent
 
@@ -30,13 +29,13 @@ from procrastinate import exceptions as procrastinate_errors  # noqa: E402
 from procrastinate.contrib.django import app, connector_params  # noqa: E402
 
 from apps.jobs.services import worker_name  # noqa: E402 (needs the app registry)
-from tasks.backends.base import queue_name  # noqa: E402
-from tasks.backends.procrastinate.backend import ALIAS_ENV  # noqa: E402
+from tasks.backends.base import queue_name, worker_alias  # noqa: E402
+from tasks.backends.procrastinate.backend import ProcrastinateBackend  # noqa: E402
 from tasks.backends.procrastinate.task import register  # noqa: E402
+from tasks.backends.registry import get_backend  # noqa: E402
 from tasks.limits import prestart  # noqa: E402
 
 log = logging.getLogger("tasks.backends.procrastinate.worker")  # also when run as __main__
-DEFAULT_ALIAS = "procrastinate"
 POLL_S = 1.0  # fetch fallback when a NOTIFY was missed (procrastinate's default: 5 s)
 HEARTBEAT_S = 10.0  # procrastinate's defaults: a worker heartbeats this often and
 STALLED_AFTER_S = 30.0  # is stalled when silent this long; its `doing` jobs then are too
@@ -47,11 +46,10 @@ POOL_MIN_SIZE, POOL_MAX_SIZE = 1, 3
 
 
 def alias() -> str:
-    """OCRLAB_PROCRASTINATE_BACKEND, checked against JOB_BACKENDS."""
-    name = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
-    conf = settings.JOB_BACKENDS.get(name, {})
-    if not conf.get("BACKEND", "").endswith("ProcrastinateBackend"):
-        raise RuntimeError(f"{ALIAS_ENV}={name!r} is not a procrastinate backend alias")
+    """The alias in OCRLAB_BACKEND, checked to be a ProcrastinateBackend."""
+    name = worker_alias()
+    if not isinstance(get_backend(name), ProcrastinateBackend):
+        raise RuntimeError(f"OCRLAB_BACKEND={name!r} is not a ProcrastinateBackend alias")
     return name
 
 

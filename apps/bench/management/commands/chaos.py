@@ -15,14 +15,16 @@ from django.db import connections
 from django.utils import timezone
 
 from apps.bench.chaos.faults import FAULTS
-from apps.bench.chaos.local import NotLocal, require_local, service_urls
+from apps.bench.chaos.local import NotLocal, require_local, service_urls, services_of
 from apps.bench.chaos.scenario import Options, run_all
 from apps.bench.chaos.summary import render_text, verdict, write_results
 from apps.bench.hosts.faults import NETWORK_FAULTS, NetOptions
 from apps.bench.hosts.netchaos import run_network_faults
 from apps.bench.hosts.netns import hosts_available
+from apps.jobs.versions import version_backends
 
-DEFAULT_BACKENDS = ("db", "redis", "rabbit", "kafka")
+# The backends of the queue versions (V3-V6): one per design.
+DEFAULT_BACKENDS = tuple(dict.fromkeys(version_backends().values()))
 NETWORK_LAB = (
     "a lab of network namespaces with services of its own (broker host: PostgreSQL and the "
     "brokers; an API host; workers on w1 and w2); logs under hosts/logs"
@@ -101,7 +103,7 @@ class Command(BaseCommand):
             raise CommandError(f"network faults need the multi-host lab: {why_not}")
         try:
             if faults:
-                require_local(service_urls())
+                require_local(services_of(backends))
         except NotLocal as exc:
             raise CommandError(str(exc)) from exc
         opts = Options(
@@ -143,7 +145,7 @@ class Command(BaseCommand):
                 net=net,
                 on_cell=self._progress,
             )
-        meta = self._meta(opts)
+        meta = self._meta(opts, backends)
         if net_faults:
             meta["network faults"] = NETWORK_LAB
         if not faults:  # only network faults: the local services played no part
@@ -156,7 +158,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  {cell.backend:<8} {cell.fault:<17} {verdict(cell)}", ending="\n")
         self.stdout.flush()
 
-    def _meta(self, opts: Options) -> dict:
+    def _meta(self, opts: Options, backends: list[str]) -> dict:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
             capture_output=True,
@@ -168,7 +170,7 @@ class Command(BaseCommand):
             "commit": commit,
             "machine": f"{platform.node()} {os.cpu_count()} cores",
             "options": vars(opts),
-            "services": {k: _redact(v) for k, v in service_urls().items()},
+            "services": {k: _redact(v) for k, v in service_urls(backends).items()},
         }
 
 

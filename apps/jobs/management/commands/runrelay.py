@@ -10,8 +10,8 @@ import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.jobs.backends import backend_aliases
 from apps.jobs.relay import relay_loop
-from tasks.backends.registry import backend_aliases
 
 
 class Command(BaseCommand):

@@ -1,4 +1,5 @@
-"""`python manage.py runworker --backend rabbit --workers 2`"""
+"""`python manage.py runworker --backend ALIAS --workers 2`: the worker's command (the
+supervisor, or a framework's worker command, plus the relay thread)."""
 
 import os
 import signal
