@@ -34,6 +34,11 @@ for good (see `_delete_group`). Purge is meant for stopped workers: a live librd
 2.x consumer whose topic is deleted and recreated under it can crash (SIGSEGV in its
 metadata cache, seen on Tansu); the supervisor then restarts that worker.
 
+Group care (tasks/backends/kafka_group.py): each consumer logs its join time; one that
+holds no partition for 2-2.5 session timeouts while the topic has lag rejoins; a group
+that Tansu left wedged (a departed member kept as leader) is deleted and its offsets
+committed back, by a new member or by that watchdog.
+
 Broker restart (Tansu on memory storage loses topics, groups and producer ids): a failed
 delivery drops the producer, so the next publish builds a new one; a consumer told the
 topic is unknown recreates it, and the relay republishes what was lost.

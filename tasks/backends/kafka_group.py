@@ -62,7 +62,8 @@ class AssignmentWatch:
 
     def restart(self, now: float) -> None:
         """A new consumer was opened at `now`: it holds nothing yet."""
-        self.opened_at = self.unassigned_since = now
+        self.opened_at = now
+        self.unassigned_since: float | None = now
         self.joined_s: float | None = None
 
     def observe(self, *, partitions: int, now: float) -> bool:
