@@ -162,7 +162,7 @@ class KafkaBackend(Backend):
 
     def _subscribe(self, worker: str):
         consumer = ck.Consumer(self._consumer_config(worker))
-        consumer.subscribe([self.topic])
+        consumer.subscribe([self.topic], on_assign=kg.assign_past_stale_offsets)
         return consumer
 
     def _reopen(self, worker: str):

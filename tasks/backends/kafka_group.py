@@ -19,6 +19,12 @@ describes as not Stable yet naming a protocol (Tansu puts the leader's id there)
 reports an empty protocol for every group that is not Stable, so `group_wedged` is never
 true there. `reset_group` deletes the group and commits its offsets back, so nothing
 finished is delivered again; Kafka refuses to delete a group that has members.
+
+Offsets past the end: `assign_past_stale_offsets` starts a partition whose committed
+offset lies beyond its high watermark at its beginning, as Kafka's OFFSET_OUT_OF_RANGE
+would. Tansu 0.6 counts a multi-record batch as one record in its high watermark (a batch
+of 4 at offset 0 reports 1), so the last batch of a partition, if it held several
+records, may be delivered once more; the handler skips what is finished.
 """
 
 import logging
@@ -93,6 +99,34 @@ def topic_lag(consumer, topic: str) -> int:
     except ck.KafkaException as exc:
         log.warning("kafka: cannot read the lag of %s: %s", topic, exc)
         return 0
+
+
+def assign_past_stale_offsets(consumer, partitions: list) -> None:
+    """The `on_assign` callback: start a partition whose committed offset lies beyond its
+    end at its beginning, then take the partitions. Kafka answers a fetch beyond the end
+    with OFFSET_OUT_OF_RANGE and librdkafka resets the position; Tansu 0.6 answers it
+    with nothing, so a group whose offsets outlived its topic (a purge under live workers)
+    would wait until new messages passed the old offset."""
+    try:
+        committed = consumer.committed(partitions, timeout=REQUEST_TIMEOUT_S)
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(tp, timeout=REQUEST_TIMEOUT_S)
+            if tp.offset > high:
+                log.warning(
+                    "kafka: committed offset %d of %s[%d] is past its end %d: from %d",
+                    tp.offset,
+                    tp.topic,
+                    tp.partition,
+                    high,
+                    low,
+                )
+                tp.offset = low
+            else:
+                tp.offset = ck.OFFSET_INVALID  # the committed offset, as usual
+        partitions = committed
+    except ck.KafkaException as exc:
+        log.warning("kafka: cannot check the committed offsets: %s", exc)
+    consumer.incremental_assign(partitions)
 
 
 def group_wedged(admin, group: str, *, empty_only: bool) -> bool:

@@ -171,3 +171,15 @@ def group_lag(impl) -> int:
         return kg.topic_lag(probe, impl.topic)
     finally:
         probe.close()
+
+
+def test_offsets_past_the_end_of_a_partition_start_it_from_the_beginning(backend):
+    """Offsets that outlived their topic: Tansu does not answer OFFSET_OUT_OF_RANGE."""
+    conf = {"bootstrap.servers": backend.servers, "group.id": backend.group}
+    stale = [kg.ck.TopicPartition(backend.topic, p, 50) for p in range(settings.KAFKA_PARTITIONS)]
+    assert kg.commit_offsets(conf, stale)
+    backend.publish("job-new")
+    consumer = backend.open_consumer("fresh")
+    seen = poll_until(consumer, joined_and_got_one, timeout_s=20)
+    consumer.close()
+    assert seen == ["job-new"]
