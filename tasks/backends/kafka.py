@@ -154,7 +154,7 @@ class KafkaBackend(Backend):
             self._subscribe(worker),
             self.topic,
             on_missing_topic=self._recreate_topic,
-            reopen=lambda: self._reopen(worker),
+            reopen=functools.partial(self._reopen, worker),
             watch=kg.AssignmentWatch(
                 kg.watchdog_limit_s(settings.KAFKA_SESSION_TIMEOUT_MS), time.monotonic()
             ),
@@ -165,9 +165,17 @@ class KafkaBackend(Backend):
         consumer.subscribe([self.topic], on_assign=kg.assign_past_stale_offsets)
         return consumer
 
-    def _reopen(self, worker: str):
-        """For the watchdog (the old consumer is closed): repair the group if it is
-        wedged, then join it again as a new member."""
+    def _reopen(self, worker: str, consumer, idle_s: float):
+        """For the watchdog: `consumer` held no partition for `idle_s` while the topic has
+        lag. In a Stable group that only means more members than partitions: keep it.
+        Otherwise close it, repair the group if it is wedged, and join again."""
+        if kg.group_stable(self._admin(), self.group):
+            log.info("kafka: no partition for %.0f s in a stable group: waiting", idle_s)
+            return consumer
+        log.warning(
+            "kafka: no partition of %s for %.0f s while it has lag: rejoining", self.topic, idle_s
+        )
+        consumer.close()
         self._repair_group(empty_only=False)
         return self._subscribe(worker)
 
@@ -311,14 +319,11 @@ class TopicConsumer:
             member = self.consumer.memberid()
             log.info(kg.JOINED, self.watch.joined_s, partitions, self.topic, member)
         if overdue and self.reopen is not None and kg.topic_lag(self.consumer, self.topic):
-            log.warning(
-                "kafka: no partition of %s for %.0f s while it has lag: rejoining",
-                self.topic,
-                self.watch.limit_s,
-            )
-            self.consumer.close()
-            self.consumer = self.reopen()
-            self.watch.restart(time.monotonic())
+            consumer, self.consumer = self.consumer, self.reopen(self.consumer, self.watch.limit_s)
+            if self.consumer is consumer:
+                self.watch.snooze(time.monotonic())
+            else:
+                self.watch.restart(time.monotonic())
 
     def ack(self, message: Message) -> None:
         """Commit offset + 1 synchronously. A failed commit (rebalanced meanwhile) is

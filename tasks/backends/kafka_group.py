@@ -72,6 +72,10 @@ class AssignmentWatch:
         self.unassigned_since: float | None = now
         self.joined_s: float | None = None
 
+    def snooze(self, now: float) -> None:
+        """Count the time without partitions from `now` again (the same consumer kept)."""
+        self.unassigned_since = now
+
     def observe(self, *, partitions: int, now: float) -> bool:
         """Record what the consumer holds; True once it held nothing for over limit_s."""
         if partitions:
@@ -129,16 +133,28 @@ def assign_past_stale_offsets(consumer, partitions: list) -> None:
     consumer.incremental_assign(partitions)
 
 
+def describe_group(admin, group: str):
+    """The group's description (state, protocol), or None when it cannot be read."""
+    future = admin.describe_consumer_groups([group], request_timeout=REQUEST_TIMEOUT_S)[group]
+    try:
+        return future.result(REQUEST_TIMEOUT_S + 1)
+    except ck.KafkaException as exc:
+        log.warning("kafka: cannot describe group %s: %s", group, exc)
+        return None
+
+
+def group_stable(admin, group: str) -> bool:
+    """True if `group` is Stable: a member without partitions there has more members than
+    partitions beside it, and rejoining would only start a rebalance."""
+    desc = describe_group(admin, group)
+    return desc is not None and desc.state == ck.ConsumerGroupState.STABLE
+
+
 def group_wedged(admin, group: str, *, empty_only: bool) -> bool:
     """True if `group` is not Stable yet names a protocol (Tansu: a leader); with
     `empty_only`, only when it also has no members (nobody is joining right now)."""
-    future = admin.describe_consumer_groups([group], request_timeout=REQUEST_TIMEOUT_S)[group]
-    try:
-        desc = future.result(REQUEST_TIMEOUT_S + 1)
-    except ck.KafkaException as exc:
-        log.warning("kafka: cannot describe group %s: %s", group, exc)
-        return False
-    if desc.state == ck.ConsumerGroupState.STABLE or not desc.partition_assignor:
+    desc = describe_group(admin, group)
+    if desc is None or desc.state == ck.ConsumerGroupState.STABLE or not desc.partition_assignor:
         return False
     return desc.state == ck.ConsumerGroupState.EMPTY or not empty_only
 

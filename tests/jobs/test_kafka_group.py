@@ -45,6 +45,17 @@ def test_watch_forgets_the_wait_once_assigned():
     assert not watch.observe(partitions=0, now=130)
 
 
+def test_watch_snoozed_waits_the_limit_again_and_keeps_the_join_time():
+    watch = kg.AssignmentWatch(limit_s=10, now=100)
+    assert not watch.observe(partitions=1, now=103)
+    assert not watch.observe(partitions=0, now=104)
+    assert watch.observe(partitions=0, now=115)
+    watch.snooze(116)
+    assert not watch.observe(partitions=0, now=125)
+    assert watch.observe(partitions=0, now=126.5)
+    assert watch.joined_s == 3
+
+
 def test_watchdog_limit_is_two_to_two_and_a_half_sessions():
     limits = [kg.watchdog_limit_s(6000) for _ in range(50)]
     assert all(12 <= limit <= 15 for limit in limits)
