@@ -34,11 +34,17 @@ for good (see `_delete_group`). Purge is meant for stopped workers: a live librd
 2.x consumer whose topic is deleted and recreated under it can crash (SIGSEGV in its
 metadata cache, seen on Tansu); the supervisor then restarts that worker.
 
+Group care (tasks/backends/kafka_group.py): each consumer logs its join time; one that
+holds no partition for 2-2.5 session timeouts while the topic has lag rejoins; a group
+that Tansu left wedged (a departed member kept as leader) is deleted and its offsets
+committed back, by a new member or by that watchdog.
+
 Broker restart (Tansu on memory storage loses topics, groups and producer ids): a failed
 delivery drops the producer, so the next publish builds a new one; a consumer told the
 topic is unknown recreates it, and the relay republishes what was lost.
 """
 
+import functools
 import logging
 import os
 import threading
@@ -47,6 +53,7 @@ from uuid import UUID
 
 from django.conf import settings
 
+from tasks.backends import kafka_group as kg
 from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
 from tasks.backends.services import Kafka, Service
 from tasks.backends.timers import RedeliveryTimer, Tuning
@@ -154,12 +161,49 @@ class KafkaBackend(Backend):
             return self._producer
 
     def open_consumer(self, worker: str) -> "TopicConsumer":
-        """A member `worker` of the group: poll one message, commit it after handling."""
+        """A member `worker` of the group: poll one message, commit it after handling.
+        A group that Tansu left wedged with no members is repaired first."""
         self.ensure_topic()
-        consumer = ck.Consumer(self._consumer_config(worker))
-        consumer.subscribe([self.topic])
+        self._repair_group(empty_only=True)
         log.info("consuming topic %s in group %s", self.topic, self.group)
-        return TopicConsumer(consumer, self.topic, on_missing_topic=self._recreate_topic)
+        return TopicConsumer(
+            self._subscribe(worker),
+            self.topic,
+            on_missing_topic=self._recreate_topic,
+            reopen=functools.partial(self._reopen, worker),
+            watch=kg.AssignmentWatch(
+                kg.watchdog_limit_s(settings.KAFKA_SESSION_TIMEOUT_MS), time.monotonic()
+            ),
+        )
+
+    def _subscribe(self, worker: str):
+        consumer = ck.Consumer(self._consumer_config(worker))
+        consumer.subscribe([self.topic], on_assign=kg.assign_past_stale_offsets)
+        return consumer
+
+    def _reopen(self, worker: str, consumer, idle_s: float):
+        """For the watchdog: `consumer` held no partition for `idle_s` while the topic has
+        lag. In a Stable group that only means more members than partitions: keep it.
+        Otherwise close it, repair the group if it is wedged, and join again."""
+        if kg.group_stable(self._admin(), self.group):
+            log.info("kafka: no partition for %.0f s in a stable group: waiting", idle_s)
+            return consumer
+        log.warning(
+            "kafka: no partition of %s for %.0f s while it has lag: rejoining", self.topic, idle_s
+        )
+        consumer.close()
+        self._repair_group(empty_only=False)
+        return self._subscribe(worker)
+
+    def _repair_group(self, *, empty_only: bool) -> None:
+        admin = self._admin()
+        try:
+            if kg.group_wedged(admin, self.group, empty_only=empty_only):
+                conf = {**self._common(), "group.id": self.group, "enable.auto.commit": False}
+                delete = functools.partial(self._delete_group, admin)
+                kg.reset_group(conf=conf, topic=self.topic, delete=delete)
+        except (ck.KafkaException, BackendUnavailable) as exc:
+            log.warning("kafka: cannot repair group %s: %s", self.group, exc)
 
     def _recreate_topic(self) -> None:
         """The broker lost the topic (restarted on memory storage): create it again, so
@@ -244,21 +288,24 @@ class KafkaBackend(Backend):
             time.sleep(0.5)
         self._topic_ready = True
 
-    def _delete_group(self, admin) -> None:
+    def _delete_group(self, admin) -> bool:
         """Delete the consumer group, so the next workers join a new one. On Tansu 0.6 a
         member that stopped (even with LeaveGroup) can stay the group's leader for good:
         every later JoinGroup names it, its SyncGroup never comes, and the new members
         rejoin with "rebalance in progress" forever. Kafka refuses to delete a group
-        with live members (NON_EMPTY_GROUP): those keep it, as they should."""
+        with live members (NON_EMPTY_GROUP): those keep it, as they should. True if
+        the group was deleted."""
         future = admin.delete_consumer_groups([self.group], request_timeout=ADMIN_TIMEOUT_S)
         try:
             future[self.group].result(ADMIN_TIMEOUT_S + 1)
         except ck.KafkaException as exc:
             code = exc.args[0].code()
             if code == ck.KafkaError.NON_EMPTY_GROUP:
-                log.warning("purge of %s: group %s still has members", self.topic, self.group)
+                log.warning("cannot delete group %s: it still has members", self.group)
             elif code != ck.KafkaError.GROUP_ID_NOT_FOUND:
                 raise BackendUnavailable(f"cannot delete group {self.group}: {exc}") from exc
+            return False
+        return True
 
     def close(self) -> None:
         """Deliver what the producer still holds, then drop it."""
@@ -276,14 +323,19 @@ def lab_max_poll_interval_ms() -> int:
 
 class TopicConsumer:
     """One consumer of the group: any value is handed on (a value that is no job id is
-    poison: the handler drops it and it is committed like any other)."""
+    poison: the handler drops it and it is committed like any other). With `reopen`
+    and `watch`, it logs its join time and rejoins when it stays without partitions
+    (kafka_group: the watchdog)."""
 
-    def __init__(self, consumer, topic: str, on_missing_topic=None):
+    def __init__(self, consumer, topic: str, on_missing_topic=None, reopen=None, watch=None):
         self.consumer, self.topic = consumer, topic
         self.on_missing_topic = on_missing_topic
+        self.reopen, self.watch = reopen, watch
 
     def receive(self, timeout_s: float = POLL_S) -> Message | None:
         msg = self.consumer.poll(timeout_s)
+        if self.watch is not None:
+            self._check_assignment()
         if msg is None:
             return None
         if msg.error():
@@ -293,6 +345,21 @@ class TopicConsumer:
             return None
         raw = (msg.value() or b"").decode("utf-8", errors="replace")
         return Message(job_id=raw, token=msg)
+
+    def _check_assignment(self) -> None:
+        """Log the join once; rejoin when the watch says this member is stuck."""
+        joined = self.watch.joined_s
+        partitions = len(self.consumer.assignment())
+        overdue = self.watch.observe(partitions=partitions, now=time.monotonic())
+        if joined is None and self.watch.joined_s is not None:
+            member = self.consumer.memberid()
+            log.info(kg.JOINED, self.watch.joined_s, partitions, self.topic, member)
+        if overdue and self.reopen is not None and kg.topic_lag(self.consumer, self.topic):
+            consumer, self.consumer = self.consumer, self.reopen(self.consumer, self.watch.limit_s)
+            if self.consumer is consumer:
+                self.watch.snooze(time.monotonic())
+            else:
+                self.watch.restart(time.monotonic())
 
     def ack(self, message: Message) -> None:
         """Commit offset + 1 synchronously. A failed commit (rebalanced meanwhile) is
