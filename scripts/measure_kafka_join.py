@@ -36,6 +36,7 @@ from django.conf import settings  # noqa: E402
 
 from apps.jobs import services  # noqa: E402
 from apps.jobs.models import OcrJob  # noqa: E402
+from apps.jobs.versions import version_backends  # noqa: E402
 from tasks.backends.kafka_group import join_times  # noqa: E402
 from tasks.backends.registry import get_backend, reset_backends  # noqa: E402
 
@@ -43,10 +44,11 @@ RUN_TAG = "measure-kafka-join"
 WAIT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 SHARED_BROKER = "127.0.0.1:9092"  # the lab's own Tansu: this script purges and kills
+ALIAS = version_backends()["v6"]  # the Kafka design (V6)
 
 
 def start(workers: int, log: Path) -> tuple[subprocess.Popen, float]:
-    argv = [sys.executable, "manage.py", "runworker", "--backend", "kafka"]
+    argv = [sys.executable, "manage.py", "runworker", "--backend", ALIAS]
     out = log.open("w")
     proc = subprocess.Popen(
         [*argv, "--workers", str(workers)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
@@ -58,7 +60,7 @@ def submit(count: int) -> list:
     reset_backends()  # a fresh producer, like a new API process's
     return [
         services.job_create(
-            version="api", backend="kafka", document="sample.pdf", workload="noop", run_tag=RUN_TAG
+            version="api", backend=ALIAS, document="sample.pdf", workload="noop", run_tag=RUN_TAG
         ).id
         for _ in range(count)
     ]
@@ -126,7 +128,7 @@ def one_cycle(number: int, logs: Path) -> None:
     proc, started = start(2, log)
     done = wait_all(submit(20), "finished_at")
     stop(proc)
-    get_backend("kafka").purge()
+    get_backend(ALIAS).purge()
     verdict = "ok" if done else "FAILED"
     took = since(started, done)
     print(f"cycle {number}: 20 noop jobs {verdict} in {took} (join s: {joins(log)})")
@@ -142,7 +144,7 @@ def main() -> None:
     session_ms = settings.KAFKA_SESSION_TIMEOUT_MS
     print(f"broker {settings.KAFKA_BOOTSTRAP_SERVERS}, session {session_ms} ms")
     logs = Path(tempfile.mkdtemp(prefix="kafka-join-"))
-    get_backend("kafka").purge()
+    get_backend(ALIAS).purge()
     try:
         for number in range(1, args.rounds + 1):
             one_round(number, logs)
