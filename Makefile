@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 # The background stack of up/down/status (scripts/stack.sh is the same, for the shell).
-STACK := $(PY) -m apps.ops.launch stack
+STACK := $(PY) -m apps.ops.stack
 # The admin's password: DJANGO_SUPERUSER_PASSWORD, or generated once and kept in .env.
 export DJANGO_SUPERUSER_USERNAME ?= admin
 export API_PORT ?= 8000

@@ -1,8 +1,9 @@
-"""The shape of the code, read from its imports (DESIGN.md "Rooms"): one dependency
+"""The shape of the code, read from its imports (its rooms): one dependency
 direction, no import cycles, imports at the top of the module, nothing imports the worker.
 Pure static checks: the source is parsed, never imported."""
 
 import ast
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,6 +193,7 @@ def test_nothing_imports_the_worker():
         ("tasks", ("apps.bench", "apps.ops.views", "locust")),
         ("apps.ops", ("apps.bench", "apps.jobs.views")),
         ("apps.ops.launch", ("tasks", "django")),
+        ("apps.ops.stack", ("tasks", "django")),
         ("apps.bench", ("tasks.backends.db", "tasks.backends.kafka")),
     ],
 )
@@ -227,6 +229,28 @@ def _closure(module: str) -> set[str]:
         seen.add(current)
         todo += [i.target for i in IMPORTS if i.module == current]
     return seen
+
+
+# Process modules anything may import (the supervisor, the bench, the Makefile's stack):
+# the standard library only, and these pure project modules.
+STDLIB_ONLY = {
+    "apps.ops.launch": set(),
+    "apps.ops.stack": {"apps.ops.launch", "apps.jobs.versions", "ocrproject.env"},
+}
+
+
+@pytest.mark.parametrize("module", sorted(STDLIB_ONLY))
+def test_the_process_modules_load_the_standard_library_only(module):
+    loaded = _closure(module)
+    assert loaded - {module} == STDLIB_ONLY[module]
+    outside = [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in IMPORTS
+        if i.module in loaded
+        and i.target not in MODULES
+        and i.target.split(".")[0] not in sys.stdlib_module_names
+    ]
+    assert outside == []
 
 
 def test_the_workload_process_loads_neither_services_nor_the_registry():

@@ -1,28 +1,19 @@
 """Start, watch and stop the lab's processes: the API, OCR servers, workers, load tools.
 
-One place for the command lines, for starting a process in a session of its own with its
-output in a log file, for readiness (an HTTP answer or an open TCP port), for stopping a
-process group (SIGTERM, wait, SIGKILL) and for the background stack of `make up`. Used by
-the Makefile, the worker supervisor, the backends' services, the bench and the tests.
-Standard library only (and the pure apps/jobs/versions.py), nothing from Django: anything
-may import it without an import cycle.
+The process toolkit: the command lines (API, OCR server, runworker, manage.py), starting a
+process in a session of its own with its output in a log file, readiness (an HTTP answer
+or an open TCP port), stopping a process group (SIGTERM, wait, SIGKILL) and server groups
+(processes started and stopped together). Used by the worker supervisor, the backends'
+services, the bench, the pid-file stack of `make up` (apps/ops/stack.py, which also holds
+the command line) and the tests. Standard library only, nothing from Django or the rest of
+the project: anything may import it without an import cycle.
 
-python -m apps.ops.launch api --port 8000
-python -m apps.ops.launch ocr-server --port 8101
-python -m apps.ops.launch ocr-servers --port 8101 --count 4   # 8101..8104, Ctrl-C stops
-python -m apps.ops.launch stack start|stop|stop-workers|status  # make up / down / status
-
-Servers bind 127.0.0.1 unless --host (or OCRLAB_BIND_HOST) says otherwise: containers
-(compose/) bind 0.0.0.0. The stack runs the OCR servers of OCR_SERVER_URLS (environment,
-then .env), the API on API_PORT and one runworker per alias of STACK_WORKERS; pid files in
-var/run, logs in var/log. Starting it again leaves running processes alone.
+Servers bind 127.0.0.1 unless told otherwise (`host=`): containers (compose/) bind 0.0.0.0.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import fnmatch
 import os
 import signal
 import socket
@@ -35,29 +26,16 @@ import urllib.request
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit
-
-from apps.jobs.versions import version_backends  # pure Python, like this module
-from ocrproject.env import read_dotenv  # standard library only, like this module
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
-RUN_DIR, LOG_DIR = ROOT / "var" / "run", ROOT / "var" / "log"
 LOCALHOST = "127.0.0.1"
-BIND_HOST_ENV = "OCRLAB_BIND_HOST"
 API_WORKERS = 2
 OCR_SERVER_URLCONF = "ocrproject.ocr_urls"
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 15.0
 KILL_WAIT_S = 10.0
 POLL_S = 0.1
-STACK_STOP_TIMEOUT_S = 30.0
-STACK_DEFAULTS = {  # the stack's settings: environment variable -> default
-    "API_PORT": "8000",
-    "STACK_WORKERS": " ".join(dict.fromkeys(version_backends().values())),  # V3-V6's
-    "OCR_SERVER_URLS": "http://127.0.0.1:8101,http://127.0.0.1:8102",
-}
-STACK_NAMES = ("api", "ocr-server-*", "worker-*")  # the pid files `stack stop` stops
 
 
 # --- command lines ---
@@ -139,7 +117,7 @@ class NotReady(TimeoutError):
     """A process did not become ready: it exited first, or the time ran out."""
 
 
-def _check_running(proc: subprocess.Popen[bytes] | None, what: str) -> None:
+def check_running(proc: subprocess.Popen[bytes] | None, what: str) -> None:
     if proc is not None and proc.poll() is not None:
         raise NotReady(f"{what}: the process exited with {proc.returncode} before answering")
 
@@ -151,7 +129,7 @@ def wait_http(
     `proc` exits first or after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        _check_running(proc, url)
+        check_running(proc, url)
         try:
             urllib.request.urlopen(url, timeout=2).close()
             return
@@ -183,7 +161,7 @@ def wait_port(
     """Wait until host:port accepts connections (or, with up=False, refuses them)."""
     deadline = time.monotonic() + timeout_s
     while tcp_reachable(host, port, timeout_s=1.0) != up:
-        _check_running(proc, f"{host}:{port}")
+        check_running(proc, f"{host}:{port}")
         if time.monotonic() > deadline:
             state = "down" if up else "up"
             raise NotReady(f"port {port} still {state} after {timeout_s:g}s")
@@ -390,185 +368,3 @@ class ServerGroup:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def run_ocr_servers(first_port: int, count: int, *, host: str = LOCALHOST) -> None:
-    """Several OCR servers on consecutive ports, in the foreground until Ctrl-C/SIGTERM
-    (a signal while they start stops them once all are up)."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    group = ServerGroup(LOG_DIR)
-    try:
-        urls = group.start_ocr_servers(range(first_port, first_port + count), host=host)
-        print(f"OCR servers up; for the API: OCR_SERVER_URLS={','.join(urls)}", flush=True)
-        while not stop.wait(0.5):
-            pass
-        print("stopping OCR servers", flush=True)
-    finally:
-        with signals_ignored():
-            group.stop()
-
-
-# --- the background stack (make up / down / status) ---
-
-
-class StackError(RuntimeError):
-    """The stack cannot start (a port is taken) or a process of it did not come up."""
-
-
-def stack_setting(name: str, dotenv: Path = ROOT / ".env") -> str:
-    """A stack setting (STACK_DEFAULTS): the environment, then .env, then the default."""
-    return os.environ.get(name) or read_dotenv(dotenv).get(name) or STACK_DEFAULTS[name]
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-class Stack:
-    """The lab's background processes: one pid file per process name in `run_dir`, its
-    output appended to `log_dir`/<name>.log. A name whose pid file names a live process
-    is running and is left alone by `up`."""
-
-    def __init__(self, run_dir: Path = RUN_DIR, log_dir: Path = LOG_DIR):
-        self.run_dir, self.log_dir = run_dir, log_dir
-
-    def pid(self, name: str) -> int | None:
-        try:
-            return int((self.run_dir / f"{name}.pid").read_text().strip())
-        except (OSError, ValueError):
-            return None
-
-    def running(self, name: str) -> bool:
-        pid = self.pid(name)
-        return pid is not None and alive(pid)
-
-    def start(self, name: str, cmd: list[str]) -> subprocess.Popen[bytes] | None:
-        """Start `cmd` as `name` unless it runs already (then None)."""
-        if self.running(name):
-            return None
-        proc = start(cmd, log=self.log_dir / f"{name}.log")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / f"{name}.pid").write_text(f"{proc.pid}\n")
-        return proc
-
-    def up(self, *, api_port: int, ocr_ports: list[int], workers: list[str]) -> list[str]:
-        """OCR servers, the API, one runworker per alias; returns once the servers answer."""
-        host = os.environ.get(BIND_HOST_ENV, LOCALHOST)
-        servers = {f"ocr-server-{p}": (ocr_server_command(port=p, host=host), p) for p in ocr_ports}
-        servers["api"] = (api_command(port=api_port, host=host), api_port)
-        taken = [
-            f":{port} ({name})"
-            for name, (_, port) in servers.items()
-            if not self.running(name) and tcp_reachable(LOCALHOST, port, timeout_s=1.0)
-        ]
-        if taken:
-            raise StackError(f"ports in use by processes not of this stack: {', '.join(taken)}")
-        procs = {name: self.start(name, cmd) for name, (cmd, _) in servers.items()}
-        for alias in workers:
-            procs[f"worker-{alias}"] = self.start(f"worker-{alias}", worker_command(alias))
-        for name, proc in procs.items():  # servers first: a worker has had time to fail
-            try:
-                if name in servers:
-                    wait_port(LOCALHOST, servers[name][1], proc=proc)
-                _check_running(proc, name)
-            except NotReady as exc:
-                log = self.log_dir / f"{name}.log"
-                raise StackError(f"{name}: {exc}; last lines of {log}:\n{_tail(log)}") from None
-        return [
-            f"started  {name} (pid {proc.pid})" if proc else f"running  {name}"
-            for name, proc in procs.items()
-        ]
-
-    def down(
-        self, patterns: Iterable[str] = STACK_NAMES, timeout_s: float = STACK_STOP_TIMEOUT_S
-    ) -> list[str]:
-        """Stop the processes whose pid file names match `patterns` (SIGTERM their groups,
-        then SIGKILL after `timeout_s`) and remove their pid files; one line each."""
-        patterns = list(patterns)
-        pids: dict[str, int] = {}
-        for path in sorted(self.run_dir.glob("*.pid")):
-            if any(fnmatch.fnmatchcase(path.stem, pattern) for pattern in patterns):
-                pid = self.pid(path.stem)
-                path.unlink(missing_ok=True)
-                if pid is not None and alive(pid):
-                    pids[path.stem] = pid
-        in_time = stop_groups(pids.values(), timeout_s=timeout_s)
-        return [
-            f"stopped  {name}" if ok else f"killed   {name} (not stopped after {timeout_s:g}s)"
-            for name, ok in zip(pids, in_time, strict=True)
-        ]
-
-    def status(self) -> list[str]:
-        """'running  NAME' or 'stopped  NAME' for every pid file."""
-        return [
-            f"{'running' if self.running(path.stem) else 'stopped'}  {path.stem}"
-            for path in sorted(self.run_dir.glob("*.pid"))
-        ]
-
-
-def stack_main(action: str, stack: Stack | None = None) -> int:
-    """`stack start|stop|stop-workers|status` with the settings of STACK_DEFAULTS."""
-    stack = stack or Stack()
-    if action == "start":
-        urls = stack_setting("OCR_SERVER_URLS").split(",")
-        lines = stack.up(
-            api_port=int(stack_setting("API_PORT")),
-            ocr_ports=[urlsplit(url.strip()).port or 80 for url in urls if url.strip()],
-            workers=stack_setting("STACK_WORKERS").replace(",", " ").split(),
-        )
-    elif action == "stop":
-        lines = stack.down()
-    elif action == "stop-workers":  # the bench starts its own; these would take its jobs
-        lines = stack.down(["worker-*"])
-    else:
-        lines = stack.status()
-    print("\n".join(lines) if lines else f"no processes ({stack.run_dir})")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m apps.ops.launch",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="what", required=True)
-    server = argparse.ArgumentParser(add_help=False)
-    server.add_argument("--port", type=int, required=True)
-    server.add_argument(
-        "--host",
-        default=os.environ.get(BIND_HOST_ENV, LOCALHOST),
-        help=f"address to bind (default ${BIND_HOST_ENV} or {LOCALHOST}; 0.0.0.0 in containers)",
-    )
-    server.add_argument("--workers", type=int, default=API_WORKERS, help="API processes")
-    server.add_argument("--count", type=int, default=2, help="how many OCR servers")
-    sub.add_parser("api", parents=[server], help="the API (uvicorn), in the foreground")
-    sub.add_parser("ocr-server", parents=[server], help="one OCR server (gunicorn)")
-    sub.add_parser("ocr-servers", parents=[server], help="--count OCR servers from --port")
-    stack = sub.add_parser("stack", help="the background stack of make up/down/status")
-    stack.add_argument("action", choices=["start", "stop", "stop-workers", "status"])
-    args = parser.parse_args(argv)
-    if args.what == "stack":
-        try:
-            return stack_main(args.action)
-        except StackError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    if args.what == "ocr-servers":
-        run_ocr_servers(args.port, args.count, host=args.host)
-        return 0
-    if args.what == "api":
-        cmd = api_command(port=args.port, host=args.host, workers=args.workers)
-    else:
-        cmd = ocr_server_command(port=args.port, host=args.host)
-    os.execv(cmd[0], cmd)
-    return 0  # not reached: execv replaces this process
-
-
-if __name__ == "__main__":
-    sys.exit(main())

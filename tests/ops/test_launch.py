@@ -1,8 +1,7 @@
-"""apps.ops.launch: starting, readiness, stopping process groups, the pid-file stack."""
+"""apps.ops.launch: command lines, starting, readiness, stopping process groups."""
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,13 +39,11 @@ def child_pid(path) -> int:
 
 
 def test_the_module_imports_only_the_standard_library():
-    code = (  # (and ocrproject.env, the stdlib-only .env reader it shares with the settings,
-        # and the pure apps/jobs/versions.py: the stack's default workers)
+    code = (
         "import sys; import apps.ops.launch; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'ocrproject', "
-        "'tasks', 'psutil'} and m not in {'ocrproject', 'ocrproject.env'} "
-        "or m.startswith('apps.') and m not in "
-        "{'apps.ops', 'apps.ops.launch', 'apps.jobs', 'apps.jobs.versions'}))"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'django', 'ocrproject', 'tasks', 'psutil', 'apps'} "
+        "and m not in {'apps', 'apps.ops', 'apps.ops.launch'}))"
     )
     done = subprocess.run(python(code), cwd=launch.ROOT, capture_output=True, text=True)
     assert done.stdout.strip() == "[]", done.stderr
@@ -111,42 +108,6 @@ def test_leader_only_sends_sigterm_to_the_leader_alone(tmp_path):
     assert seen.read_text() == "ready"  # the group got SIGKILL only, after the leader stopped
 
 
-def test_pid_file_stack_start_is_idempotent_and_stops(tmp_path):
-    stack = launch.Stack(run_dir=tmp_path / "run", log_dir=tmp_path / "log")
-    first = stack.start("worker-x", python(SLEEPER))
-    assert first is not None and stack.pid("worker-x") == first.pid
-    assert stack.start("worker-x", python(SLEEPER)) is None  # running: left alone
-    assert stack.pid("worker-x") == first.pid
-    assert stack.status() == ["running  worker-x"]
-    (tmp_path / "run" / "api.pid").write_text("999999999\n")
-    assert stack.down(["worker-*"]) == ["stopped  worker-x"]
-    assert not launch.alive(first.pid) and first.wait(5) is not None
-    assert stack.status() == ["stopped  api"]  # stop-workers leaves the rest
-    assert stack.down() == [] and stack.status() == []
-
-
-def test_stack_refuses_a_port_another_process_holds(tmp_path):
-    stack = launch.Stack(run_dir=tmp_path / "run", log_dir=tmp_path / "log")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        with pytest.raises(launch.StackError, match=f":{port} \\(api\\)"):
-            stack.up(api_port=port, ocr_ports=[], workers=[])
-    assert stack.status() == []  # nothing started
-
-
-def test_stack_settings_come_from_the_environment_then_dotenv(tmp_path, monkeypatch):
-    dotenv = tmp_path / ".env"
-    dotenv.write_text("# comment\nOCR_SERVER_URLS='http://127.0.0.1:9001'\nAPI_PORT=9000\n")
-    monkeypatch.setenv("API_PORT", "8010")
-    monkeypatch.delenv("OCR_SERVER_URLS", raising=False)
-    monkeypatch.delenv("STACK_WORKERS", raising=False)
-    assert launch.stack_setting("API_PORT", dotenv) == "8010"
-    assert launch.stack_setting("OCR_SERVER_URLS", dotenv) == "http://127.0.0.1:9001"
-    assert launch.stack_setting("STACK_WORKERS", dotenv) == "db redis rabbit kafka"
-
-
 def test_command_lines():
     assert launch.worker_command("redis", 2, "noop")[1:] == [
         "manage.py", "runworker", "--backend", "redis", "--workers", "2", "--workload", "noop"
@@ -155,21 +116,3 @@ def test_command_lines():
     assert api[0].endswith("uvicorn") and "--workers" in api and "0.0.0.0" in api
     ocr = launch.ocr_server_command(port=8111)
     assert ocr[0].endswith("gunicorn") and "127.0.0.1:8111" in ocr
-
-
-@pytest.mark.slow
-def test_ocr_servers_cli_runs_until_sigterm_and_stops_them_at_once(tmp_path):
-    port = launch.free_port()
-    cmd = [sys.executable, "-m", "apps.ops.launch", "ocr-servers", "--port", str(port)]
-    proc = launch.start([*cmd, "--count", "1"], log=tmp_path / "cli.log")
-    try:
-        launch.wait_http(launch.ocr_ready_url(port), 60, proc=proc)
-        servers = launch.descendants(proc.pid)
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0
-        assert time.monotonic() - started < 10  # the servers took SIGTERM (no SIGKILL at 15 s)
-    finally:
-        launch.stop_group(proc, timeout_s=5)
-    assert not [pid for pid in servers if launch.alive(pid)]
-    assert "stopping OCR servers" in (tmp_path / "cli.log").read_text()

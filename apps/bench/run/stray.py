@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from apps.ops.launch import RUN_DIR, Stack
+from apps.ops.stack import RUN_DIR, Stack
 
 PID_DIR = RUN_DIR
 STOP_WAIT_S = 30.0
