@@ -15,7 +15,7 @@ FINISHED = {"DONE", "FAILED", "CANCELLED"}
 # tasks.process logs one line per run that reached its end: "job <id> <outcome> ..."
 RUN_LINE = re.compile(r"job ([0-9a-f-]{36}) (done|failed|retry|skipped|stale) ")
 CRASH_LINE = re.compile(r"exited with")  # supervisor, Celery: a worker process died
-HEARTBEAT_DEATH = re.compile(r"Exception in thread heartbeat-")
+HEARTBEAT_DEATH = re.compile(r"heartbeat of job \S+ failed")  # tasks/limits.py Lease.tick
 COLUMNS = (
     ("jobs", "jobs"),
     ("lost", "lost"),
@@ -87,7 +87,7 @@ def compute_cell(
         cell.stale_results += runs[(job_id, "stale")]
     cell.worker_crashes = len(CRASH_LINE.findall(log_text))
     if deaths := len(HEARTBEAT_DEATH.findall(log_text)):
-        cell.notes.append(f"a heartbeat thread died {deaths} time(s) (lease then expires)")
+        cell.notes.append(f"a lease renewal failed {deaths} time(s) (retried; the lease may expire)")
     cell.recovery_s = recovery_seconds(rows, fault_at=fault_at, fault_end=fault_end)
     return cell
 
