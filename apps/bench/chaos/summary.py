@@ -87,7 +87,7 @@ def compute_cell(
         cell.stale_results += runs[(job_id, "stale")]
     cell.worker_crashes = len(CRASH_LINE.findall(log_text))
     if deaths := len(HEARTBEAT_DEATH.findall(log_text)):
-        cell.notes.append(f"a lease renewal failed {deaths} time(s) (retried; the lease may expire)")
+        cell.notes.append(f"a lease renewal failed {deaths} time(s) (retried; lease may expire)")
     cell.recovery_s = recovery_seconds(rows, fault_at=fault_at, fault_end=fault_end)
     return cell
 
