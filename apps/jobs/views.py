@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.jobs import selectors, services, versions
+from apps.jobs import quotas, selectors, services, versions
 from apps.jobs.pagination import JobPagination
 from apps.jobs.permissions import check_workload_allowed
 from apps.jobs.serializers import JobOutputSerializer
@@ -19,6 +19,11 @@ from tasks.backends.registry import backend_aliases
 class JobInputSerializer(DocumentSerializer):
     workload = serializers.CharField(required=False, default="ocr", max_length=32)
     tag = serializers.CharField(required=False, default="", max_length=64, allow_blank=True)
+    queue_without_worker = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Queue the job even when no worker consumes its backend now (else 409).",
+    )
 
     def validate_workload(self, value: str) -> str:
         try:
@@ -43,10 +48,14 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
     serializer.is_valid(raise_exception=True)
     data, document = serializer.validated_data, serializer.document()
     check_workload_allowed(user=request.user, workload=data["workload"])
+    backend = backend or data["backend"]
+    quotas.submit_check(
+        user=request.user, backend=backend, queue_anyway=data["queue_without_worker"]
+    )
     job = services.job_create(
         owner=request.user,
         version=version,
-        backend=backend or data["backend"],
+        backend=backend,
         document=document.name,
         upload=document.upload,
         workload=data["workload"],
@@ -58,11 +67,16 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
 
 
 def _page(request, view, filters: dict):
-    """One page of the caller's jobs: {count, next, previous, results}."""
+    """One page of the caller's jobs: {count, next, previous, results}. Without
+    `?fields=text` each job's text is null (and not read): a page stays small."""
+    with_text = "text" in request.query_params.get("fields", "").split(",")
     jobs = selectors.job_list(user=request.user, filters=filters)
+    if not with_text:
+        jobs = jobs.defer("result_text")
     paginator = JobPagination()
     page = paginator.paginate_queryset(jobs, request, view=view)
-    data = JobOutputSerializer(page, many=True, context={"request": request}).data
+    context = {"request": request, "omit_text": not with_text}
+    data = JobOutputSerializer(page, many=True, context=context).data
     return paginator.get_paginated_response(data)
 
 

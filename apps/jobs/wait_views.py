@@ -20,7 +20,10 @@ _drf_detail = JobDetailView.as_view()
 
 
 async def job_detail(request, **url_kwargs):
-    """GET /api/jobs/{id} and /vN/ocr/jobs/{id}, with an optional `?wait=S` (0 < S <= 60)."""
+    """GET /api/jobs/{id} and /vN/ocr/jobs/{id}, with an optional `?wait=S` (0 < S <= 60).
+    Other methods go straight to DRF (405 before any parameter is looked at)."""
+    if request.method != "GET":
+        return await _read(request, url_kwargs)
     try:
         wait_s = waiting.parse_wait_s(request.GET.get("wait"))
     except ValueError as exc:

@@ -13,6 +13,7 @@ imports it but Dramatiq's command line.
 
 import logging
 import os
+import threading
 
 import django
 import dramatiq
@@ -32,7 +33,9 @@ from tasks.backends.dramatiq.broker import (
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 django.setup()
 
-from tasks.backends.dramatiq.actor import declare_actor  # noqa: E402 (needs the app registry)
+from apps.jobs.services import worker_name  # noqa: E402 (needs the app registry)
+from tasks.backends.dramatiq.actor import declare_actor  # noqa: E402
+from tasks.heartbeat import heartbeat_start  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,8 @@ def setup_worker() -> None:
     broker = build_broker(conf["OPTIONS"]["url"])
     dramatiq.set_broker(broker)
     declare_actor(broker, alias)
+    # Each worker process beats for itself; the row ages out when the process ends.
+    heartbeat_start(worker=worker_name(), backend=alias, stop=threading.Event())
 
 
 def _warn_about_settings() -> None:
