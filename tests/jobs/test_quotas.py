@@ -111,9 +111,7 @@ def test_the_heartbeat_thread_beats_and_says_goodbye(settings):
 @pytest.mark.parametrize("backend", ["redis", "celery-redis"])
 def test_real_workers_announce_themselves(start_worker, backend):
     worker = start_worker(backend, workers=1)
-    wait_for(
-        lambda: backend_has_consumer(backend=backend), timeout=60, message=worker.output
-    )
+    wait_for(lambda: backend_has_consumer(backend=backend), timeout=60, message=worker.output)
     worker.stop()
     wait_for(lambda: not WorkerHeartbeat.objects.exists(), timeout=10, message="goodbye")
 
