@@ -91,7 +91,7 @@ def live_workers() -> list[dict]:
 def idle_workers(*, busy: set[str]) -> list[dict]:
     """Workers whose heartbeat is live (apps/jobs/workers.py) but who hold no job."""
     rows = workers_live().values("worker", "backend", "started_at", "beat_at")
-    return [row for row in rows[:LIVE_WORKERS_LIMIT] if row["worker"] not in busy]
+    return [dict(row) for row in rows[:LIVE_WORKERS_LIMIT] if row["worker"] not in busy]
 
 
 def expired_leases() -> dict[str, int]:

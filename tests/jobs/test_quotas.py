@@ -108,7 +108,7 @@ def test_the_heartbeat_thread_beats_and_says_goodbye(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("backend", ["redis", "celery-redis"])
+@pytest.mark.parametrize("backend", ["redis", "celery-redis", "dramatiq-redis"])
 def test_real_workers_announce_themselves(start_worker, backend):
     worker = start_worker(backend, workers=1)
     wait_for(lambda: backend_has_consumer(backend=backend), timeout=60, message=worker.output)
