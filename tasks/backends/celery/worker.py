@@ -62,14 +62,19 @@ def announce_worker(**kwargs) -> None:
     """Each pool process beats for itself (threads do not survive the fork)."""
     alias = os.environ.get(ALIAS_ENV, DEFAULT_ALIAS)
     _beat_stop.clear()
-    heartbeat_start(worker=worker_name(), backend=alias, stop=_beat_stop)
+    _beat_threads.append(heartbeat_start(worker=worker_name(), backend=alias, stop=_beat_stop))
 
 
 @signals.worker_process_shutdown.connect
 def leave_worker(**kwargs) -> None:
+    """The pool process ends: stop beating and delete its row before it goes."""
     _beat_stop.set()
+    for thread in _beat_threads:
+        thread.join(HEARTBEAT_GOODBYE_S)
 
 
+HEARTBEAT_GOODBYE_S = 5.0
 _beat_stop = threading.Event()
+_beat_threads: list[threading.Thread] = []
 app = alias_app()
 die_with_parent()

@@ -38,6 +38,7 @@ from tasks.backends.dramatiq.actor import declare_actor  # noqa: E402
 from tasks.heartbeat import heartbeat_start  # noqa: E402
 
 log = logging.getLogger(__name__)
+HEARTBEAT_GOODBYE_S = 5.0
 
 
 def setup_worker() -> None:
@@ -52,9 +53,24 @@ def setup_worker() -> None:
     _warn_about_settings()
     broker = build_broker(conf["OPTIONS"]["url"])
     dramatiq.set_broker(broker)
+    broker.add_middleware(Heartbeat(alias))
     declare_actor(broker, alias)
-    # Each worker process beats for itself; the row ages out when the process ends.
-    heartbeat_start(worker=worker_name(), backend=alias, stop=threading.Event())
+
+
+class Heartbeat(dramatiq.Middleware):
+    """Each worker process beats for itself from boot, and says goodbye at shutdown."""
+
+    def __init__(self, alias: str):
+        self.alias, self.stop = alias, threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker, worker) -> None:
+        self.thread = heartbeat_start(worker=worker_name(), backend=self.alias, stop=self.stop)
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(HEARTBEAT_GOODBYE_S)
 
 
 def _warn_about_settings() -> None:
