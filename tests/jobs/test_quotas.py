@@ -144,3 +144,12 @@ def test_retention_fails_stuck_jobs_and_purges_old_ones(settings):
     stuck.refresh_from_db()
     assert (stuck.status, stuck.error_code) == (JobStatus.FAILED, "expired")
     assert OcrJob.objects.get(id=fresh.id).status == JobStatus.PENDING
+
+
+def test_rotating_x_forwarded_for_does_not_dodge_the_anonymous_throttle(client, settings):
+    settings.API_THROTTLE_RATE = "2/min"
+    codes = [
+        client.get("/api/schema/", HTTP_X_FORWARDED_FOR=f"198.18.0.{i}").status_code
+        for i in range(3)
+    ]
+    assert codes == [200, 200, 429]
