@@ -176,7 +176,7 @@ CACHES = {
     "shared": {
         "BACKEND": "django.core.cache.backends.db.DatabaseCache",
         "LOCATION": "ocrlab_cache",
-        "OPTIONS": {"MAX_ENTRIES": 100_000},
+        "OPTIONS": {"MAX_ENTRIES": 10_000},  # (each write counts the rows)
     },
 }
 # Per-user quotas (apps/jobs/quotas.py); holders of the unlimited or the bench permission

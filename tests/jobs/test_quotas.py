@@ -3,6 +3,7 @@ exemption by permission (not by staff), submits refused without a live worker, l
 without the OCR text, and retention run by the relay."""
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 from apps.jobs import retention, services
 from apps.jobs.models import JobStatus, OcrJob, WorkerHeartbeat
+from apps.jobs.relay import relay_loop
 from apps.jobs.workers import backend_has_consumer, worker_beat
 from tasks.heartbeat import heartbeat_start
 from tests.conftest import wait_for
@@ -153,3 +155,17 @@ def test_rotating_x_forwarded_for_does_not_dodge_the_anonymous_throttle(client, 
         for i in range(3)
     ]
     assert codes == [200, 200, 429]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_relay_runs_retention_every_purge_interval(monkeypatch, settings):
+    settings.RELAY_INTERVAL_S, settings.PURGE_INTERVAL_S = 0.1, 0.5
+    passes: list[float] = []
+    monkeypatch.setattr(retention, "retention_pass", lambda: passes.append(1.0))
+    stop = threading.Event()
+    loop = threading.Thread(target=relay_loop, args=(["db"], stop))
+    loop.start()
+    time.sleep(1.3)
+    stop.set()
+    loop.join(5)
+    assert 2 <= len(passes) <= 4, passes
