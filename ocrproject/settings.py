@@ -104,6 +104,11 @@ DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 1)
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 4)
 DB_POOL_TIMEOUT_S = env_float("DB_POOL_TIMEOUT_S", 10.0)
 DB_POOL_MAX_IDLE_S = env_float("DB_POOL_MAX_IDLE_S", 60.0)
+# A slot whose reconnect keeps failing (PostgreSQL down) is given up after this, instead of
+# psycopg_pool's 300 s of ever-doubling retries: slots blocked in a long backoff after a
+# restart kept every request waiting for DB_POOL_TIMEOUT_S (503 db_busy) for minutes. A
+# request that finds the pool short grows it again at once, with a fresh backoff.
+DB_POOL_RECONNECT_TIMEOUT_S = env_float("DB_POOL_RECONNECT_TIMEOUT_S", 5.0)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DB_POOL:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -114,6 +119,7 @@ if DB_POOL:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": DB_POOL_TIMEOUT_S,
         "max_idle": DB_POOL_MAX_IDLE_S,
+        "reconnect_timeout": DB_POOL_RECONNECT_TIMEOUT_S,
     }
 if os.environ.get("OCRLAB_TEST_DB_NAME"):  # set by tests/pytest_env.py: one per test run
     DATABASES["default"]["TEST"] = {"NAME": os.environ["OCRLAB_TEST_DB_NAME"]}

@@ -22,7 +22,7 @@ PG_BIN = (
     if Path("/usr/lib/postgresql").exists()
     else None
 )
-DOWN_S = 4.0
+DOWN_S = 12.0  # long enough for psycopg_pool's default backoff to outlast it
 RECOVERY_S = 15.0
 STEADY_S = 3.0
 LONG_POLLS, SUBMITTERS, READERS = 8, 20, 4
