@@ -7,6 +7,7 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from psycopg_pool import ConnectionPool
 
 from ocrproject.env import env_bool, env_float, env_int, env_list, env_str, load_dotenv
 
@@ -71,7 +72,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "apps.jobs.middleware.PoolTimeoutMiddleware",
+    "apps.jobs.middleware.DatabaseUnavailableMiddleware",
 ]
 
 # The OCR servers run with DJANGO_ROOT_URLCONF=ocrproject.ocr_urls (apps/ops/launch.py):
@@ -107,13 +108,22 @@ DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 1)
 DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 4)
 DB_POOL_TIMEOUT_S = env_float("DB_POOL_TIMEOUT_S", 10.0)
 DB_POOL_MAX_IDLE_S = env_float("DB_POOL_MAX_IDLE_S", 60.0)
+# A slot whose reconnect keeps failing (PostgreSQL down) is given up after this, instead of
+# psycopg_pool's 300 s of ever-doubling retries: slots blocked in a long backoff after a
+# restart kept every request waiting for DB_POOL_TIMEOUT_S (503 db_busy) for minutes. A
+# request that finds the pool short grows it again at once, with a fresh backoff.
+DB_POOL_RECONNECT_TIMEOUT_S = env_float("DB_POOL_RECONNECT_TIMEOUT_S", 5.0)
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
 if DB_POOL:
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        # A connection is checked before it is lent: after a PostgreSQL restart the dead
+        # ones are dropped and replaced instead of failing the request that got them.
+        "check": ConnectionPool.check_connection,
         "min_size": DB_POOL_MIN_SIZE,
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": DB_POOL_TIMEOUT_S,
         "max_idle": DB_POOL_MAX_IDLE_S,
+        "reconnect_timeout": DB_POOL_RECONNECT_TIMEOUT_S,
     }
 if os.environ.get("OCRLAB_TEST_DB_NAME"):  # set by tests/pytest_env.py: one per test run
     DATABASES["default"]["TEST"] = {"NAME": os.environ["OCRLAB_TEST_DB_NAME"]}
@@ -163,8 +173,32 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.jobs.pagination.JobPagination",
 }
 # Requests per token (DRF rate: N/s, N/min, N/hour); empty = no limit. Holders of the
-# bench permission are exempt (staff alone is not). Counted per API process (local-memory cache).
+# bench or the unlimited permission are exempt. Counted in the `shared` cache (a table in
+# the database), so every API process counts against the same budget.
 API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "600/min")
+# Anonymous clients are told apart by address: X-Forwarded-For is believed only when the
+# connection comes from one of these proxies (CIDRs), and then only its last untrusted hop.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "")
+# `default`: per-process memory (short-lived look-ups). `shared`: one table for all
+# processes (the throttle's counters), created by the jobs app's migrations.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "shared": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "ocrlab_cache",
+        "OPTIONS": {"MAX_ENTRIES": 10_000},  # (each write counts the rows)
+    },
+}
+# Per-user quotas (apps/jobs/quotas.py); holders of the unlimited or the bench permission
+# are exempt. 0 = no limit.
+QUOTA_JOBS_IN_FLIGHT = env_int("QUOTA_JOBS_IN_FLIGHT", 20)  # PENDING + QUEUED + RUNNING
+QUOTA_STORED_BYTES = env_int("QUOTA_STORED_BYTES", 500 * 1024 * 1024)  # uploads + PDFs
+QUOTA_RETRY_AFTER_S = env_int("QUOTA_RETRY_AFTER_S", 10)
+# A submit to a backend with no live worker (no heartbeat within WORKER_HEARTBEAT_TTL_S) is
+# refused with 409 `no_live_worker` unless the body says `"queue_without_worker": true`.
+JOB_REQUIRE_LIVE_WORKER = env_bool("JOB_REQUIRE_LIVE_WORKER", True)
+WORKER_HEARTBEAT_S = env_float("WORKER_HEARTBEAT_S", 5.0)
+WORKER_HEARTBEAT_TTL_S = env_float("WORKER_HEARTBEAT_TTL_S", 20.0)
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
 API_PAGE_MAX = env_int("API_PAGE_MAX", 500)
 SPECTACULAR_SETTINGS = {
@@ -217,8 +251,12 @@ JOB_LEASE_S = env_float("JOB_LEASE_S", 30.0)
 # A running job's heartbeat extends its lease every third of JOB_LEASE_S. Off (0) only to
 # measure what a lease without renewal does to jobs longer than it (the long-jobs bench).
 JOB_LEASE_RENEWAL = env_bool("JOB_LEASE_RENEWAL", True)
-# `python manage.py purge_jobs` deletes finished jobs (rows, uploads, PDFs) older than this.
+# `python manage.py purge_jobs` deletes finished jobs (rows, uploads, PDFs) older than this;
+# the relay runs it every PURGE_INTERVAL_S (0: never). An unfinished job older than
+# JOB_MAX_AGE_S is failed (error_code `expired`) by the same pass.
 JOB_RETENTION_DAYS = env_float("JOB_RETENTION_DAYS", 7.0)
+JOB_MAX_AGE_S = env_float("JOB_MAX_AGE_S", 86400.0)
+PURGE_INTERVAL_S = env_float("PURGE_INTERVAL_S", 3600.0)
 # Retry backoff (apps/jobs/retry.py): attempt n waits ~BASE * 2**(n-1) s, at most MAX.
 JOB_RETRY_BASE_S = env_float("JOB_RETRY_BASE_S", 1.0)
 JOB_RETRY_MAX_S = env_float("JOB_RETRY_MAX_S", 60.0)
@@ -294,10 +332,12 @@ PROCRASTINATE_AUTODISCOVER_MODULE_NAME = ""
 # outbox relay at work. Which alias each of V3-V6 submits to: apps/jobs/versions.py.
 
 # --- operations (apps/ops) -------------------------------------------------------------
-# /healthz, /readyz and /metrics need no login. OPS_ALLOWED_NETWORKS (CIDRs, comma-separated)
-# restricts /readyz and /metrics to those client addresses; empty = open.
-OPS_ALLOWED_NETWORKS = env_list("OPS_ALLOWED_NETWORKS", "")
+# /healthz needs no login. /readyz and /metrics answer only clients in OPS_ALLOWED_NETWORKS
+# (CIDRs, comma-separated; loopback by default; "0.0.0.0/0,::/0" opens them), from a
+# snapshot refreshed at most every OPS_CACHE_S per process.
+OPS_ALLOWED_NETWORKS = env_list("OPS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
 OPS_CHECK_TIMEOUT_S = env_float("OPS_CHECK_TIMEOUT_S", 2.0)  # per dependency in /readyz
+OPS_CACHE_S = env_float("OPS_CACHE_S", 5.0)
 
 LOGGING = {
     "version": 1,

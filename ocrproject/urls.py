@@ -14,3 +14,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("", include("apps.jobs.urls")),
 ]
+
+handler404 = "apps.jobs.middleware.not_found"
+handler500 = "apps.jobs.middleware.server_error"

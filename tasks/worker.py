@@ -20,6 +20,7 @@ from apps.jobs.services import worker_name  # noqa: E402
 from tasks.backends.base import Message, worker_alias  # noqa: E402
 from tasks.backends.registry import get_backend  # noqa: E402
 from tasks.consume import consume_loop, handle_message  # noqa: E402
+from tasks.heartbeat import heartbeat_start  # noqa: E402
 from tasks.limits import prestart  # noqa: E402
 
 log = logging.getLogger("tasks.worker")
@@ -38,10 +39,13 @@ def main(alias: str, index: int) -> None:
         return handle_message(message.job_id, worker=name, claimed=message.claimed)
 
     backend = get_backend(alias)
+    beat = heartbeat_start(worker=name, backend=alias, stop=stop)
     try:
         consume_loop(backend.open_consumer(name), handle, stop=stop)
     finally:
+        stop.set()
         backend.close()
+        beat.join(timeout=5)
     log.info("worker %d (%s) stopped", index, name)
 
 

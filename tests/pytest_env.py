@@ -13,3 +13,4 @@ os.environ.setdefault("RELAY_QUEUED_STALE_S", "10")
 os.environ.setdefault("JOB_MAX_ATTEMPTS", "2")
 os.environ.setdefault("JOB_RETRY_BASE_S", "0.2")
 os.environ.setdefault("JOB_RETRY_MAX_S", "1")
+os.environ.setdefault("JOB_REQUIRE_LIVE_WORKER", "0")  # tests that need it turn it on

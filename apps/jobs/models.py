@@ -74,7 +74,8 @@ class OcrJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         permissions = [
-            ("run_bench_workloads", "Can submit bench workloads (noop, fail, sleep:S, cpu:S)")
+            ("run_bench_workloads", "Can submit bench workloads (noop, fail, sleep:S, cpu:S)"),
+            ("unlimited", "Is exempt from the request rate and the per-user job quotas"),
         ]
         indexes = [
             models.Index(
@@ -130,3 +131,16 @@ class OcrJob(models.Model):
     @property
     def total_s(self) -> float | None:
         return self.seconds_between("created_at", "finished_at")
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per live worker process (consume loop, Celery or Dramatiq child), refreshed
+    every WORKER_HEARTBEAT_S: which backends have a consumer, and which workers are idle."""
+
+    worker = models.CharField(max_length=128, primary_key=True)  # host:pid
+    backend = models.CharField(max_length=32, db_index=True)
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.worker} ({self.backend})"

@@ -38,7 +38,10 @@ class JobOutputSerializer(serializers.ModelSerializer):
         ]
 
     def get_text(self, job: OcrJob) -> str | None:
-        return job.result_text if job.status == "DONE" else None
+        """The OCR text of a DONE job; null in lists unless asked for (`?fields=text`)."""
+        if job.status != "DONE" or self.context.get("omit_text"):
+            return None
+        return job.result_text
 
     def get_pdf_url(self, job: OcrJob) -> str | None:
         if not job.result_pdf:

@@ -79,7 +79,9 @@ def job_create(
         if upload is not None:
             job.upload.save(f"{job.id}-{document}", upload, save=True)
         if publish:
-            transaction.on_commit(lambda: job_publish(job_id=job.id, backend=backend))
+            # robust: a publish that fails after the commit (database gone again) is
+            # logged and left to the relay; the job exists, so the answer stays 202.
+            transaction.on_commit(lambda: job_publish(job_id=job.id, backend=backend), robust=True)
     return job
 
 

@@ -26,7 +26,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.jobs import services
+from apps.jobs import schema, services
 from apps.jobs.results import JobResult
 from apps.jobs.retry import ErrorCode
 from apps.ocr.client import CallOutcome, predict_async, predict_sync, v2_balancer
@@ -121,7 +121,9 @@ def abandon_call(job, *, error: str, code: str) -> None:
 class V0SyncView(APIView):
     """V0: the server thread waits for the OCR server."""
 
-    @extend_schema(request=DocumentSerializer, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        request=DocumentSerializer, responses={200: OpenApiTypes.OBJECT, **schema.SYNC_ERRORS}
+    )
     def post(self, request):
         document = parse_document(request.data, request.FILES)
         job = start_call("v0", document, _tag(request.data), owner=request.user)

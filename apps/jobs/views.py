@@ -7,7 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.jobs import selectors, services, versions
+from apps.jobs import quotas, schema, selectors, services, versions
 from apps.jobs.backends import backend_aliases
 from apps.jobs.pagination import JobPagination
 from apps.jobs.permissions import check_workload_allowed
@@ -19,6 +19,11 @@ from apps.ocr.inputs import DocumentSerializer
 class JobInputSerializer(DocumentSerializer):
     workload = serializers.CharField(required=False, default="ocr", max_length=32)
     tag = serializers.CharField(required=False, default="", max_length=64, allow_blank=True)
+    queue_without_worker = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Queue the job even when no worker consumes its backend now (else 409).",
+    )
 
     def validate_workload(self, value: str) -> str:
         try:
@@ -43,10 +48,14 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
     serializer.is_valid(raise_exception=True)
     data, document = serializer.validated_data, serializer.document()
     check_workload_allowed(user=request.user, workload=data["workload"])
+    backend = backend or data["backend"]
+    quotas.submit_check(
+        user=request.user, backend=backend, queue_anyway=data["queue_without_worker"]
+    )
     job = services.job_create(
         owner=request.user,
         version=version,
-        backend=backend or data["backend"],
+        backend=backend,
         document=document.name,
         upload=document.upload,
         workload=data["workload"],
@@ -58,23 +67,42 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
 
 
 def _page(request, view, filters: dict):
-    """One page of the caller's jobs: {count, next, previous, results}."""
+    """One page of the caller's jobs: {count, next, previous, results}. Without
+    `?fields=text` each job's text is null (and not read): a page stays small."""
+    if any("\x00" in value for value in filters.values()):  # PostgreSQL refuses NUL in text
+        raise serializers.ValidationError({"detail": "query parameters must not contain NUL"})
+    with_text = "text" in request.query_params.get("fields", "").split(",")
     jobs = selectors.job_list(user=request.user, filters=filters)
+    if not with_text:
+        jobs = jobs.defer("result_text")
     paginator = JobPagination()
     page = paginator.paginate_queryset(jobs, request, view=view)
-    data = JobOutputSerializer(page, many=True, context={"request": request}).data
+    context = {"request": request, "omit_text": not with_text}
+    data = JobOutputSerializer(page, many=True, context=context).data
     return paginator.get_paginated_response(data)
+
+
+SUBMITTED = {202: JobOutputSerializer, **schema.SUBMIT_ERRORS}
+PAGE = {200: schema.JobPageSerializer, 400: schema.BAD_REQUEST, **schema.READ_ERRORS}
 
 
 class VersionJobsView(APIView):
     """POST: submit a job to this version's backend (202). GET: recent jobs."""
 
-    @extend_schema(request=JobInputSerializer, responses={202: JobOutputSerializer})
+    @extend_schema(
+        request=schema.submit_bodies(JobInputSerializer),
+        responses=SUBMITTED,
+        parameters=[schema.VERSION_PARAMETER],
+    )
     def post(self, request, version: str):
         backend = versions.backend_for(version)  # the URL converter admits queue versions only
         return _submit(request, JobInputSerializer, version=version, backend=backend)
 
-    @extend_schema(responses=JobOutputSerializer(many=True))
+    @extend_schema(
+        responses=PAGE,
+        parameters=schema.list_parameters(path_version=True),
+        operation_id="ocr_jobs_list",
+    )
     def get(self, request, version: str):
         return _page(request, self, {**request.query_params.dict(), "version": version})
 
@@ -82,11 +110,13 @@ class VersionJobsView(APIView):
 class ApiJobsView(APIView):
     """POST: submit a job to any backend by alias (202). GET: recent jobs of every backend."""
 
-    @extend_schema(request=ApiJobInputSerializer, responses={202: JobOutputSerializer})
+    @extend_schema(request=schema.submit_bodies(ApiJobInputSerializer), responses=SUBMITTED)
     def post(self, request):
         return _submit(request, ApiJobInputSerializer, version=versions.API_VERSION)
 
-    @extend_schema(responses=JobOutputSerializer(many=True))
+    @extend_schema(
+        responses=PAGE, parameters=schema.list_parameters(), operation_id="api_jobs_list"
+    )
     def get(self, request):
         return _page(request, self, request.query_params.dict())
 
@@ -102,7 +132,10 @@ WAIT_PARAMETER = OpenApiParameter(
 class JobDetailView(APIView):
     """A job's state. `?wait=S` is served around this view by wait_views.job_detail."""
 
-    @extend_schema(responses=JobOutputSerializer, parameters=[WAIT_PARAMETER])
+    @extend_schema(
+        responses={200: JobOutputSerializer, 400: schema.BAD_REQUEST, **schema.READ_ERRORS},
+        parameters=[WAIT_PARAMETER],
+    )
     def get(self, request, job_id, version: str | None = None):
         job = selectors.job_get(job_id=job_id, version=version, user=request.user)
         return Response(JobOutputSerializer(job, context={"request": request}).data)
@@ -111,7 +144,7 @@ class JobDetailView(APIView):
 class JobPdfView(APIView):
     """The searchable PDF of a DONE job."""
 
-    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
+    @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY, **schema.READ_ERRORS})
     def get(self, request, job_id):
         job = selectors.job_get(job_id=job_id, user=request.user)
         path = selectors.job_pdf_path(job=job)

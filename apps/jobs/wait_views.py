@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connection
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from apps.jobs import waiting
 from apps.jobs.models import FINISHED
@@ -19,8 +20,12 @@ from apps.jobs.views import JobDetailView
 _drf_detail = JobDetailView.as_view()
 
 
+@csrf_exempt  # like every DRF view: DRF's session authentication enforces CSRF itself
 async def job_detail(request, **url_kwargs):
-    """GET /api/jobs/{id} and /vN/ocr/jobs/{id}, with an optional `?wait=S` (0 < S <= 60)."""
+    """GET /api/jobs/{id} and /vN/ocr/jobs/{id}, with an optional `?wait=S` (0 < S <= 60).
+    Other methods go straight to DRF (405 before any parameter is looked at)."""
+    if request.method != "GET":
+        return await _read(request, url_kwargs)
     try:
         wait_s = waiting.parse_wait_s(request.GET.get("wait"))
     except ValueError as exc:

@@ -31,6 +31,7 @@ FALLBACK_REREAD_S = 1.0
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 10.0
 LISTENER_APP_NAME = "ocrlab-wait-listener"
+LISTENER_CONNECT_TIMEOUT_S = 5
 
 
 def parse_wait_s(raw: str | None) -> float | None:
@@ -57,7 +58,9 @@ def listener_conninfo() -> str:
         "port": str(params.get("PORT") or ""),
     }
     return make_conninfo(
-        **{k: v for k, v in parts.items() if v}, application_name=LISTENER_APP_NAME
+        **{k: v for k, v in parts.items() if v},
+        application_name=LISTENER_APP_NAME,
+        connect_timeout=str(LISTENER_CONNECT_TIMEOUT_S),  # a half-up server never hangs it
     )
 
 

@@ -44,8 +44,11 @@ POLL_S = 0.1
 def api_command(*, port: int, host: str = LOCALHOST, workers: int = API_WORKERS) -> list[str]:
     """The API on ASGI (uvicorn): async views (V1, V2) wait without holding a thread.
     Keep-alive 30 s: load clients reuse connections, and with uvicorn's 5 s an overloaded
-    event loop closed some just as the next request arrived (client ReadError)."""
+    event loop closed some just as the next request arrived (client ReadError).
+    No proxy headers: the client address is the peer's; X-Forwarded-For is weighed by the
+    app against TRUSTED_PROXIES (apps/jobs/clientip.py)."""
     options = f"--host {host} --port {port} --workers {workers} --no-access-log"
+    options += " --no-proxy-headers"
     options += " --timeout-keep-alive 30 --timeout-graceful-shutdown 5"
     return [str(BIN / "uvicorn"), "ocrproject.asgi:application", *options.split()]
 

@@ -9,6 +9,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.utils import timezone
 
 from apps.jobs.models import READY, JobStatus, OcrJob
+from apps.jobs.workers import workers_live
 
 # Upper bounds of the duration and pickup histograms, in seconds.
 HISTOGRAM_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -85,6 +86,12 @@ def live_workers() -> list[dict]:
         {**row, "heartbeat_at": row["lease_expires_at"] - lease}  # type: ignore[operator]
         for row in rows[:LIVE_WORKERS_LIMIT]
     ]
+
+
+def idle_workers(*, busy: set[str]) -> list[dict]:
+    """Workers whose heartbeat is live (apps/jobs/workers.py) but who hold no job."""
+    rows = workers_live().values("worker", "backend", "started_at", "beat_at")
+    return [dict(row) for row in rows[:LIVE_WORKERS_LIMIT] if row["worker"] not in busy]
 
 
 def expired_leases() -> dict[str, int]:

@@ -1,7 +1,7 @@
-"""Health, readiness, metrics (no login; OPS_ALLOWED_NETWORKS may restrict the last two)
-and the staff dashboard."""
+"""Health (open), readiness and metrics (clients in OPS_ALLOWED_NETWORKS only, loopback by
+default; answered from a snapshot at most OPS_CACHE_S old) and the staff dashboard."""
 
-import ipaddress
+import logging
 from functools import wraps
 
 from django.conf import settings
@@ -13,23 +13,19 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from apps.jobs.clientip import client_ip, in_networks
 from apps.ops import checks, queries
 from apps.ops.metrics import registry
+from apps.ops.snapshot import Snapshot
 
+log = logging.getLogger(__name__)
 DASHBOARD_REFRESH_S = 5
 FINISHED_WINDOW_S = 60
 
 
 def client_allowed(request: HttpRequest) -> bool:
-    """True when OPS_ALLOWED_NETWORKS is empty or holds the client's address."""
-    networks = settings.OPS_ALLOWED_NETWORKS
-    if not networks:
-        return True
-    try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in networks)
+    """True when the client's address (apps/jobs/clientip.py) is in OPS_ALLOWED_NETWORKS."""
+    return in_networks(client_ip(request), settings.OPS_ALLOWED_NETWORKS)
 
 
 def restricted(view):
@@ -53,8 +49,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_GET
 @restricted
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Database and every configured broker reachable: 200, else 503; status per dependency."""
-    ready, statuses = checks.readiness()
+    """Database and every configured broker reachable: 200, else 503; "ok" or "fail" per
+    dependency (no addresses, no errors: those go to the log)."""
+    ready, statuses = READINESS.get()
     body = {"status": "ready" if ready else "unavailable", "checks": statuses}
     return JsonResponse(body, status=200 if ready else 503)
 
@@ -64,15 +61,29 @@ def readyz(request: HttpRequest) -> JsonResponse:
 @restricted
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format, computed from the job rows."""
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(METRICS.get(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _readiness() -> tuple[bool, dict[str, str]]:
+    ready, statuses = checks.readiness()
+    for name, status in statuses.items():
+        if not status["ok"]:
+            log.warning("readiness: %s failed: %s", name, status.get("error"))
+    return ready, {name: "ok" if status["ok"] else "fail" for name, status in statuses.items()}
+
+
+READINESS = Snapshot(_readiness)
+METRICS = Snapshot(lambda: generate_latest(registry))
 
 
 def dashboard_snapshot() -> dict:
     """What the dashboard shows, as plain data (also served as JSON)."""
     depth = queries.queue_depth()
+    busy = queries.live_workers()
     return {
         "queue_depth": {alias: depth.get(alias, 0) for alias in settings.JOB_BACKENDS},
-        "live_workers": queries.live_workers(),
+        "live_workers": busy,
+        "idle_workers": queries.idle_workers(busy={row["worker"] for row in busy}),
         "finished_last_minute": queries.finished_since(seconds=FINISHED_WINDOW_S),
         "recent_failures": queries.recent_failures(),
     }

@@ -167,7 +167,7 @@ def test_purge_deletes_old_finished_jobs_with_their_files(media):
     OcrJob.objects.exclude(id=recent.id).update(created_at=long_ago)
     upload_path = media / old.upload.name
 
-    call_command("purge_jobs", "--older-than", "7d")
+    call_command("purge_jobs", "--older-than", "7d", "--max-age", "30d")  # keeps `running`
 
     assert set(OcrJob.objects.values_list("id", flat=True)) == {recent.id, running.id}
     assert not (media / "results" / "old.pdf").exists() and not upload_path.exists()

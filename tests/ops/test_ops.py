@@ -1,15 +1,28 @@
 """Health, readiness, metrics and the dashboard, on the real database and brokers."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test import Client
 from django.utils import timezone
 
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
+from apps.ops import views
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_snapshots(settings):
+    """Each test sees its own rows: no snapshot kept from the previous test."""
+    settings.OPS_CACHE_S = 0
+    views.METRICS.clear()
+    views.READINESS.clear()
 
 
 def make_job(backend: str = "db", **fields) -> OcrJob:
@@ -29,11 +42,10 @@ def test_readyz_checks_the_database_and_every_broker(client):
     assert response.status_code == 200, body
     assert body["status"] == "ready"
     assert {"database", "redis", "rabbitmq", "kafka"} <= set(body["checks"])
-    assert all(check["ok"] for check in body["checks"].values())
-    assert set(body["checks"]["redis"]["backends"]) == {"redis", "celery-redis", "dramatiq-redis"}
+    assert set(body["checks"].values()) == {"ok"}
 
 
-def test_readyz_is_503_naming_the_broker_that_is_down(client, settings):
+def test_readyz_is_503_naming_the_broker_that_is_down_without_details(client, settings):
     settings.JOB_BACKENDS = {
         **settings.JOB_BACKENDS,
         "rabbit": {**settings.JOB_BACKENDS["rabbit"], "OPTIONS": {"url": "amqp://127.0.0.1:1//"}},
@@ -42,10 +54,10 @@ def test_readyz_is_503_naming_the_broker_that_is_down(client, settings):
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 503 and body["status"] == "unavailable"
-    down = [name for name, check in body["checks"].items() if not check["ok"]]
-    assert len(down) == 1 and body["checks"][down[0]]["backends"] == ["rabbit"]
-    assert body["checks"][down[0]]["error"]
-    assert body["checks"]["database"]["ok"]
+    down = [name for name, check in body["checks"].items() if check != "ok"]
+    assert len(down) == 1 and body["checks"][down[0]] == "fail"
+    assert body["checks"]["database"] == "ok"
+    assert "127.0.0.1" not in response.content.decode()  # no addresses, no error texts
 
 
 def metric_lines(client) -> list[str]:
@@ -139,3 +151,51 @@ def test_dashboard_shows_depth_workers_and_failures(admin_client):
     assert [w["worker"] for w in data["live_workers"]] == ["host:7"]
     assert data["finished_last_minute"] == {"FAILED": 1}
     assert admin_client.get("/admin/").content.decode().count('href="/admin/ops/"') == 1
+
+
+def test_readyz_and_metrics_answer_loopback_only_by_default(client, settings):
+    settings.OPS_ALLOWED_NETWORKS = ["127.0.0.1/32", "::1/128"]  # the default
+    assert client.get("/metrics", REMOTE_ADDR="198.18.0.7").status_code == 403
+    assert client.get("/readyz", REMOTE_ADDR="198.18.0.7").status_code == 403
+    assert client.get("/metrics", REMOTE_ADDR="::1").status_code == 200
+
+
+def test_x_forwarded_for_counts_only_from_a_trusted_proxy(client, settings):
+    settings.OPS_ALLOWED_NETWORKS = ["198.18.0.0/24"]
+    forwarded = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "198.18.0.9"}
+    settings.TRUSTED_PROXIES = []
+    assert client.get("/metrics", **forwarded).status_code == 403  # a client's own header
+    settings.TRUSTED_PROXIES = ["127.0.0.1/32"]
+    assert client.get("/metrics", **forwarded).status_code == 200
+    spoofed = {**forwarded, "HTTP_X_FORWARDED_FOR": "198.18.0.9, 203.0.113.5"}
+    assert client.get("/metrics", **spoofed).status_code == 403  # the last hop counts
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_scrapes_share_one_set_of_queries(settings):
+    """200 scrapes at once within one refresh interval: one set of queries in all."""
+    settings.OPS_CACHE_S = 60
+    make_job(status=JobStatus.QUEUED)
+    queries: list[str] = []
+    lock = threading.Lock()
+
+    def count(execute, sql, params, many, context):
+        with lock:
+            queries.append(sql)
+        return execute(sql, params, many, context)
+
+    def scrape(_: int) -> int:
+        try:
+            with connection.execute_wrapper(count):
+                return Client().get("/metrics").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        codes = list(pool.map(scrape, range(200)))
+    assert codes == [200] * 200
+    one_set = len(queries)
+    assert 0 < one_set <= 10, queries  # the collector's aggregates, once
+    views.METRICS.clear()
+    scrape(0)
+    assert len(queries) == 2 * one_set  # a refresh costs the same set again

@@ -15,6 +15,7 @@ imports it but Celery's command line; started by runworker, it stops with its pa
 
 import logging
 import os
+import threading
 
 import django
 from celery import Celery, signals
@@ -27,7 +28,9 @@ from tasks.supervisor import die_with_parent
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 django.setup()
 
-from tasks.backends.celery.task import register  # noqa: E402 (needs the app registry)
+from apps.jobs.services import worker_name  # noqa: E402 (needs the app registry)
+from tasks.backends.celery.task import register  # noqa: E402
+from tasks.heartbeat import heartbeat_start  # noqa: E402
 
 QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy")  # process_job logs the job
 
@@ -55,5 +58,24 @@ def use_django_logging(loglevel=None, **kwargs) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@signals.worker_process_init.connect
+def announce_worker(**kwargs) -> None:
+    """Each pool process beats for itself (threads do not survive the fork)."""
+    alias = worker_alias()
+    _beat_stop.clear()
+    _beat_threads.append(heartbeat_start(worker=worker_name(), backend=alias, stop=_beat_stop))
+
+
+@signals.worker_process_shutdown.connect
+def leave_worker(**kwargs) -> None:
+    """The pool process ends: stop beating and delete its row before it goes."""
+    _beat_stop.set()
+    for thread in _beat_threads:
+        thread.join(HEARTBEAT_GOODBYE_S)
+
+
+HEARTBEAT_GOODBYE_S = 5.0
+_beat_stop = threading.Event()
+_beat_threads: list[threading.Thread] = []
 app = alias_app()
 die_with_parent()

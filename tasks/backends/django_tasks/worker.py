@@ -13,6 +13,7 @@ before it imports the worker side (process_job, the models).
 """
 
 import os
+import threading
 
 import django
 from django.core.management import call_command
@@ -28,6 +29,7 @@ from tasks.backends.django_tasks.backend import DjangoTasksBackend  # noqa: E402
 from tasks.backends.django_tasks.task import set_handler  # noqa: E402
 from tasks.backends.registry import get_backend  # noqa: E402
 from tasks.consume import handle_message  # noqa: E402
+from tasks.heartbeat import heartbeat_start  # noqa: E402
 from tasks.limits import prestart  # noqa: E402
 
 POLL_INTERVAL_S = 0.2  # db_worker polls (no LISTEN): an idle worker's pickup delay
@@ -51,12 +53,17 @@ def main() -> None:
     set_handler(run_job)
     die_with_parent()
     prestart()  # the workload's child starts while db_worker connects
-    call_command(
-        "db_worker",
-        *("--backend", name, "--queue-name", queue_name(name)),
-        *("--interval", str(POLL_INTERVAL_S), "--no-startup-delay", "--no-reload"),
-        *("--worker-id", worker_name()),
-    )
+    stop = threading.Event()
+    heartbeat_start(worker=worker_name(), backend=name, stop=stop)  # a live worker
+    try:
+        call_command(
+            "db_worker",
+            *("--backend", name, "--queue-name", queue_name(name)),
+            *("--interval", str(POLL_INTERVAL_S), "--no-startup-delay", "--no-reload"),
+            *("--worker-id", worker_name()),
+        )
+    finally:
+        stop.set()
 
 
 if __name__ == "__main__":

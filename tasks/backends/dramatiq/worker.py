@@ -13,6 +13,7 @@ imports it but Dramatiq's command line.
 
 import logging
 import os
+import threading
 
 import django
 import dramatiq
@@ -31,9 +32,12 @@ from tasks.backends.registry import get_backend
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ocrproject.settings")
 django.setup()
 
-from tasks.backends.dramatiq.actor import declare_actor  # noqa: E402 (needs the app registry)
+from apps.jobs.services import worker_name  # noqa: E402 (needs the app registry)
+from tasks.backends.dramatiq.actor import declare_actor  # noqa: E402
+from tasks.heartbeat import heartbeat_start  # noqa: E402
 
 log = logging.getLogger(__name__)
+HEARTBEAT_GOODBYE_S = 5.0
 
 
 def setup_worker() -> None:
@@ -48,7 +52,24 @@ def setup_worker() -> None:
     _warn_about_settings()
     broker = backend.broker
     dramatiq.set_broker(broker)
+    broker.add_middleware(Heartbeat(alias))
     declare_actor(broker, alias)
+
+
+class Heartbeat(dramatiq.Middleware):
+    """Each worker process beats for itself from boot, and says goodbye at shutdown."""
+
+    def __init__(self, alias: str):
+        self.alias, self.stop = alias, threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker, worker) -> None:
+        self.thread = heartbeat_start(worker=worker_name(), backend=self.alias, stop=self.stop)
+
+    def before_worker_shutdown(self, broker, worker) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(HEARTBEAT_GOODBYE_S)
 
 
 def _warn_about_settings() -> None:

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 
 import django
 
@@ -33,6 +34,7 @@ from tasks.backends.base import queue_name, worker_alias  # noqa: E402
 from tasks.backends.procrastinate.backend import ProcrastinateBackend  # noqa: E402
 from tasks.backends.procrastinate.task import register  # noqa: E402
 from tasks.backends.registry import get_backend  # noqa: E402
+from tasks.heartbeat import heartbeat_start  # noqa: E402
 from tasks.limits import prestart  # noqa: E402
 
 log = logging.getLogger("tasks.backends.procrastinate.worker")  # also when run as __main__
@@ -104,8 +106,13 @@ def main() -> None:
     connector = PsycopgConnector(
         kwargs=connector_params(), min_size=POOL_MIN_SIZE, max_size=POOL_MAX_SIZE
     )
-    with app.replace_connector(connector):
-        asyncio.run(serve(queue_name(name)))
+    stop = threading.Event()
+    heartbeat_start(worker=worker_name(), backend=name, stop=stop)  # a live worker
+    try:
+        with app.replace_connector(connector):
+            asyncio.run(serve(queue_name(name)))
+    finally:
+        stop.set()
 
 
 if __name__ == "__main__":

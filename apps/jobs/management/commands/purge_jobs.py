@@ -1,4 +1,6 @@
-"""`python manage.py purge_jobs --older-than 7d`: delete old finished jobs and their files."""
+"""`python manage.py purge_jobs --older-than 7d --max-age 1d`: fail jobs stuck unfinished
+past --max-age, then delete old finished jobs and their files. The relay runs the same
+every PURGE_INTERVAL_S with the settings' ages (apps/jobs/retention.py)."""
 
 import re
 from datetime import timedelta
@@ -6,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.jobs import services
+from apps.jobs import retention, services
 
 UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -29,13 +31,20 @@ class Command(BaseCommand):
             default=f"{settings.JOB_RETENTION_DAYS:g}d",
             help="age like 7d, 12h, 30m (default: JOB_RETENTION_DAYS days)",
         )
+        parser.add_argument(
+            "--max-age",
+            default=f"{settings.JOB_MAX_AGE_S:g}s",
+            help="unfinished jobs older than this fail as `expired` (default: JOB_MAX_AGE_S)",
+        )
 
-    def handle(self, *args, older_than: str, **options):
+    def handle(self, *args, older_than: str, max_age: str, **options):
         try:
-            age = parse_age(older_than)
+            age, stuck_age = parse_age(older_than), parse_age(max_age)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        expired = retention.jobs_expire(max_age=stuck_age)
         result = services.jobs_purge(older_than=age)
         self.stdout.write(
+            f"failed {expired} jobs unfinished after {max_age}; "
             f"purged {result.jobs} jobs older than {older_than} and {result.files} files"
         )
