@@ -9,8 +9,8 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.db.models.functions import Now
 
+from apps.jobs.backends import backend_aliases
 from apps.jobs.models import WorkerHeartbeat
-from tasks.backends.registry import backend_aliases
 
 
 def worker_beat(*, worker: str, backend: str) -> None:
