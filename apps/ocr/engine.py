@@ -17,6 +17,7 @@ for throughput with one job per process (see docs/engine.md):
   enormous page is refused (``too_big``) instead of being rendered.
 * A page whose OCR times out is kept without text; if no page has any text at all,
   the run fails with ``timeout`` (a timeout was logged) or ``no_text`` (blank input).
+* ``settings.OCR_ENGINE_MODE = "seed"`` runs the seed study's way instead (``seed_cli``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ from django.conf import settings
 from ocrmypdf.pdfinfo import PdfInfo
 from PIL import Image
 
-from apps.ocr import limits, probes
+from apps.ocr import limits, probes, seed_cli
 from apps.ocr.validation import PARSER_ERRORS, InvalidUpload, sniff_kind
 
 # Tesseract's OpenMP threads: one per process (OMP_NUM_THREADS does not cap it).
@@ -138,9 +139,9 @@ def run_ocr(request: PredictRequest) -> OcrResult:
         with _timed(timings, "prepare"):
             source, options = _prepare(request, work)
         with _timed(timings, "ocrmypdf"), _timeout_log() as timeouts:
-            _call_ocrmypdf(source, work / "out.pdf", options, request)
+            seed_pages = _call_ocrmypdf(source, work / "out.pdf", options, request)
         with _timed(timings, "extract"):
-            pages = _extract_pages(work / "out.pdf")
+            pages = _extract_pages(work / "out.pdf") if seed_pages is None else seed_pages
         _check_text(pages, timed_out=bool(timeouts))
         with _timed(timings, "store"):
             pdf = _store_result(work / "out.pdf")
@@ -283,8 +284,11 @@ def _flatten(image: Image.Image) -> Image.Image:
     return flat.convert("L") if image.mode == "LA" else flat
 
 
-def _call_ocrmypdf(source: Path, output: Path, options: dict, request: PredictRequest) -> None:
-    """Run OCRmyPDF in process; map its exceptions to OcrError.
+def _call_ocrmypdf(
+    source: Path, output: Path, options: dict, request: PredictRequest
+) -> list[str] | None:
+    """Run OCRmyPDF in process; map its exceptions to OcrError. In seed mode, run its
+    command line instead and return the sidecar's pages (lab mode: None).
 
     OCRmyPDF writes into an open file: given a stream, it skips reading back and
     decoding every stream of the PDF it has just written (its ``check_pdf``, ~0.05 s on
@@ -292,18 +296,21 @@ def _call_ocrmypdf(source: Path, output: Path, options: dict, request: PredictRe
     """
     probes.revalidate()
     try:
+        if settings.OCR_ENGINE_MODE == seed_cli.SEED:
+            return _ocrmypdf_errors(seed_cli.seed_ocr, source, output, options, request)
         with output.open("wb") as stream:
-            _ocrmypdf_errors(source, stream, options, request)
+            return _ocrmypdf_errors(ocrmypdf.ocr, source, stream, options, request)
     except OcrError:
         probes.forget()  # whatever failed, the next job checks its programs again
         raise
 
 
 def _ocrmypdf_errors(
-    source: Path, output: BinaryIO | Path, options: dict, request: PredictRequest
-) -> None:
+    run: Callable, source: Path, output: BinaryIO | Path, options: dict, request: PredictRequest
+) -> list[str] | None:
+    """``run(source, output, **options)``: ``ocrmypdf.ocr`` (None) or ``seed_cli.seed_ocr``."""
     try:
-        ocrmypdf.ocr(source, output, **options)
+        pages = run(source, output, **options)
     except ocrmypdf.ExitCodeException as exc:
         raise _from_exit_code(exc, request) from exc
     except Image.DecompressionBombError as exc:
@@ -311,6 +318,7 @@ def _ocrmypdf_errors(
     except Exception as exc:
         log.exception("OCRmyPDF failed on %s", request.name)
         raise OcrError("ocr_failed", f"OCR failed unexpectedly ({type(exc).__name__}).") from exc
+    return pages if isinstance(pages, list) else None
 
 
 def _from_exit_code(exc: ocrmypdf.ExitCodeException, request=None) -> OcrError:

@@ -79,8 +79,20 @@ SEED_NOTE = (
     "The seed study (k6, VUS = ITERATIONS = 16, 60 s deadline, whatever the broker) finished "
     "25 / 37.5 / 50 % of its 16 jobs with 1 / 2 / 4 workers. Here the slowest job of the "
     "same scenario is well inside the deadline, so the scenario cannot tell designs apart: "
-    "the deadline sweep (`runbench --family deadline`) finds the N where it bites."
+    "the deadline sweep (`runbench --family deadline`) finds the N where it bites. Rows "
+    "marked seed engine ran the seed's OCR (`runbench --engine-mode seed`): the `ocrmypdf` "
+    "command line with its defaults, Tesseract's threads uncapped in every worker."
 )
+SEED_ENGINE_LABEL = "seed engine: ocrmypdf CLI, default threads"
+
+
+def engine_target(spec: dict) -> str:
+    """The target, with the OCR engine when it is not the lab's: "v2 (seed engine: ...)"."""
+    engine = spec.get("engine", "lab")
+    if engine == "lab":
+        return spec["target"]
+    label = SEED_ENGINE_LABEL if engine == "seed" else f"{engine} engine"
+    return f"{spec['target']} ({label})"
 
 
 def seed_table(summaries: list[dict]) -> list[str]:
@@ -92,11 +104,11 @@ def seed_table(summaries: list[dict]) -> list[str]:
     rows = []
     for w, seed_pct in SEED.items():
         for s in sorted(
-            (s for s in ref if s["spec"]["workers"] == w), key=lambda s: s["spec"]["target"]
+            (s for s in ref if s["spec"]["workers"] == w), key=lambda s: engine_target(s["spec"])
         ):
-            m = s["metrics"]
+            m, target = s["metrics"], engine_target(s["spec"])
             slowest = m.get("e2e_max_ms") or m.get("e2e_p99_ms")
-            rows.append([w, f"{seed_pct:g} %", s["spec"]["target"], fmt_pct(m.get("success_ratio")),
+            rows.append([w, f"{seed_pct:g} %", target, fmt_pct(m.get("success_ratio")),
                          NONE if slowest is None else f"{slowest / 1000:.1f} s"])  # fmt: skip
     header = ["workers", "seed: done in 60 s", "here: target", "done in 60 s", "slowest job"]
     return ["## The seed study beside this run", "", SEED_NOTE, ""] + table(header, rows, "rrlrr")
