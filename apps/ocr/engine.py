@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -297,20 +297,28 @@ def _call_ocrmypdf(
     probes.revalidate()
     try:
         if settings.OCR_ENGINE_MODE == seed_cli.SEED:
-            return _ocrmypdf_errors(seed_cli.seed_ocr, source, output, options, request)
+            with _as_ocr_errors(request):
+                return seed_cli.seed_ocr(source, output, **options)
         with output.open("wb") as stream:
-            return _ocrmypdf_errors(ocrmypdf.ocr, source, stream, options, request)
+            _ocrmypdf_errors(source, stream, options, request)
+        return None
     except OcrError:
         probes.forget()  # whatever failed, the next job checks its programs again
         raise
 
 
 def _ocrmypdf_errors(
-    run: Callable, source: Path, output: BinaryIO | Path, options: dict, request: PredictRequest
-) -> list[str] | None:
-    """``run(source, output, **options)``: ``ocrmypdf.ocr`` (None) or ``seed_cli.seed_ocr``."""
+    source: Path, output: BinaryIO | Path, options: dict, request: PredictRequest
+) -> None:
+    with _as_ocr_errors(request):
+        ocrmypdf.ocr(source, output, **options)
+
+
+@contextmanager
+def _as_ocr_errors(request: PredictRequest) -> Iterator[None]:
+    """OCRmyPDF's exceptions (API or command line: seed_cli.SeedExit) as OcrError."""
     try:
-        pages = run(source, output, **options)
+        yield
     except ocrmypdf.ExitCodeException as exc:
         raise _from_exit_code(exc, request) from exc
     except Image.DecompressionBombError as exc:
@@ -318,7 +326,6 @@ def _ocrmypdf_errors(
     except Exception as exc:
         log.exception("OCRmyPDF failed on %s", request.name)
         raise OcrError("ocr_failed", f"OCR failed unexpectedly ({type(exc).__name__}).") from exc
-    return pages if isinstance(pages, list) else None
 
 
 def _from_exit_code(exc: ocrmypdf.ExitCodeException, request=None) -> OcrError:

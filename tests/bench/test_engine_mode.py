@@ -49,3 +49,11 @@ def test_seed_table_labels_seed_engine_rows():
     rows = [line for line in lines if line.startswith("| 1 ")]
     assert any(f"| {SEED_ROW} | 25.0 % | 60.0 s |" in row for row in rows)
     assert any("| v2 | 100.0 % | 25.0 s |" in row for row in rows)
+    assert "Rows marked seed engine" in "\n".join(lines)
+
+
+def test_seed_only_run_does_not_claim_the_lab_finishes_in_time():
+    seed = result("v2", "ocr", 1, 0.1, successes=4, success_ratio=0.25, e2e_max_ms=60_000.0)
+    seed["spec"]["engine"] = "seed"
+    text = "\n".join(seed_table(summarize([seed])))
+    assert "well inside the deadline" not in text and "Rows marked seed engine" in text
