@@ -226,6 +226,12 @@ OCR_SERVER_URLS = env_list("OCR_SERVER_URLS", "http://127.0.0.1:8101,http://127.
 OCR_V2_SERVERS = env_int("OCR_V2_SERVERS", len(OCR_SERVER_URLS))
 OCR_HTTP_TIMEOUT_S = env_float("OCR_HTTP_TIMEOUT_S", 120.0)
 OCR_LANGUAGES = env_list("OCR_LANGUAGES", "eng")
+# "lab": the lab's engine (OCRmyPDF's Python API, one thread per job). "seed": the seed
+# study's way (the ocrmypdf command line with its defaults, Tesseract threads uncapped;
+# apps/ocr/seed_cli.py), only to reproduce the seed's numbers (runbench --engine-mode seed).
+OCR_ENGINE_MODE = env_str("OCR_ENGINE_MODE", "lab")
+if OCR_ENGINE_MODE not in ("lab", "seed"):
+    raise ImproperlyConfigured(f"OCR_ENGINE_MODE must be lab or seed, not {OCR_ENGINE_MODE!r}")
 OCR_PAGE_TIMEOUT_S = env_float("OCR_PAGE_TIMEOUT_S", 60.0)
 OCR_MAX_IMAGE_MPIXELS = env_float("OCR_MAX_IMAGE_MPIXELS", 50.0)
 OCR_MAX_PAGES = env_int("OCR_MAX_PAGES", 50)

@@ -17,6 +17,7 @@ for throughput with one job per process (see docs/engine.md):
   enormous page is refused (``too_big``) instead of being rendered.
 * A page whose OCR times out is kept without text; if no page has any text at all,
   the run fails with ``timeout`` (a timeout was logged) or ``no_text`` (blank input).
+* ``settings.OCR_ENGINE_MODE = "seed"`` runs the seed study's way instead (``seed_cli``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from django.conf import settings
 from ocrmypdf.pdfinfo import PdfInfo
 from PIL import Image
 
-from apps.ocr import limits, probes
+from apps.ocr import limits, probes, seed_cli
 from apps.ocr.validation import PARSER_ERRORS, InvalidUpload, sniff_kind
 
 # Tesseract's OpenMP threads: one per process (OMP_NUM_THREADS does not cap it).
@@ -138,9 +139,9 @@ def run_ocr(request: PredictRequest) -> OcrResult:
         with _timed(timings, "prepare"):
             source, options = _prepare(request, work)
         with _timed(timings, "ocrmypdf"), _timeout_log() as timeouts:
-            _call_ocrmypdf(source, work / "out.pdf", options, request)
+            seed_pages = _call_ocrmypdf(source, work / "out.pdf", options, request)
         with _timed(timings, "extract"):
-            pages = _extract_pages(work / "out.pdf")
+            pages = _extract_pages(work / "out.pdf") if seed_pages is None else seed_pages
         _check_text(pages, timed_out=bool(timeouts))
         with _timed(timings, "store"):
             pdf = _store_result(work / "out.pdf")
@@ -283,8 +284,11 @@ def _flatten(image: Image.Image) -> Image.Image:
     return flat.convert("L") if image.mode == "LA" else flat
 
 
-def _call_ocrmypdf(source: Path, output: Path, options: dict, request: PredictRequest) -> None:
-    """Run OCRmyPDF in process; map its exceptions to OcrError.
+def _call_ocrmypdf(
+    source: Path, output: Path, options: dict, request: PredictRequest
+) -> list[str] | None:
+    """Run OCRmyPDF in process; map its exceptions to OcrError. In seed mode, run its
+    command line instead and return the sidecar's pages (lab mode: None).
 
     OCRmyPDF writes into an open file: given a stream, it skips reading back and
     decoding every stream of the PDF it has just written (its ``check_pdf``, ~0.05 s on
@@ -292,8 +296,12 @@ def _call_ocrmypdf(source: Path, output: Path, options: dict, request: PredictRe
     """
     probes.revalidate()
     try:
+        if settings.OCR_ENGINE_MODE == seed_cli.SEED:
+            with _as_ocr_errors(request):
+                return seed_cli.seed_ocr(source, output, **options)
         with output.open("wb") as stream:
             _ocrmypdf_errors(source, stream, options, request)
+        return None
     except OcrError:
         probes.forget()  # whatever failed, the next job checks its programs again
         raise
@@ -302,8 +310,15 @@ def _call_ocrmypdf(source: Path, output: Path, options: dict, request: PredictRe
 def _ocrmypdf_errors(
     source: Path, output: BinaryIO | Path, options: dict, request: PredictRequest
 ) -> None:
-    try:
+    with _as_ocr_errors(request):
         ocrmypdf.ocr(source, output, **options)
+
+
+@contextmanager
+def _as_ocr_errors(request: PredictRequest) -> Iterator[None]:
+    """OCRmyPDF's exceptions (API or command line: seed_cli.SeedExit) as OcrError."""
+    try:
+        yield
     except ocrmypdf.ExitCodeException as exc:
         raise _from_exit_code(exc, request) from exc
     except Image.DecompressionBombError as exc:

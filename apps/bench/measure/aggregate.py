@@ -12,13 +12,14 @@ from collections import defaultdict
 
 from apps.bench.measure.metrics import median_spread, scaling_efficiency
 
-KEY_FIELDS = ("target", "workload", "workers", "users", "jobs_per_user", "deadline_s")
-SERIES_FIELDS = ("target", "workload", "users", "jobs_per_user", "deadline_s")
+KEY_FIELDS = ("target", "workload", "workers", "users", "jobs_per_user", "deadline_s", "engine")
+SERIES_FIELDS = ("target", "workload", "users", "jobs_per_user", "deadline_s", "engine")
+FIELD_DEFAULTS = {"engine": "lab"}  # fields that results written before them lack
 
 
 def spec_key(spec: dict, fields: tuple[str, ...] = KEY_FIELDS) -> tuple:
     """The cell's identity across repeats (or, with SERIES_FIELDS, across workers)."""
-    return tuple(spec[name] for name in fields)
+    return tuple(spec[name] if name in spec else FIELD_DEFAULTS[name] for name in fields)
 
 
 def summarize(results: list[dict]) -> list[dict]:

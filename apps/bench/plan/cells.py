@@ -27,6 +27,7 @@ class CellSpec:
     repeat: int = 1
     family: str = "load"  # "load" (locust, run/cell.py) or a family (run/families.py)
     repeats: int = 1  # runs inside one warm stack (families only); results carry repeat 1..N
+    engine: str = "lab"  # OCR_ENGINE_MODE of its OCR servers and workers ("seed": the seed's)
 
     @property
     def key(self) -> tuple:
@@ -46,6 +47,8 @@ class CellSpec:
         if self.family != "load":
             return f"{name}-{self.family}-w{self.workers}-r{self.repeat}"
         load = self.workload.replace(":", "")
+        if self.engine != "lab":
+            load = f"{load}-{self.engine}"
         return f"{name}-{load}-w{self.workers}-u{self.users}x{self.jobs_per_user}-r{self.repeat}"
 
     @property

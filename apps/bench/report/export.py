@@ -32,6 +32,7 @@ SPEC_COLUMNS = [
     "workload",
     "deadline_s",
     "repeat",
+    "engine",
 ]
 JOB_COLUMNS = [
     "cell_id",

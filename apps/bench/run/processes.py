@@ -15,11 +15,13 @@ LOCUST_BIN = launch.BIN / "locust"
 LOCUST_STOP_S = 10.0
 SUBMIT_NAME, JOB_NAME = "submit", "job end-to-end"  # as in locust/ocr_scenario.py
 MISSING_ID = "00000000-0000-0000-0000-000000000000"
+ENGINE_MODE_VAR = "OCR_ENGINE_MODE"  # read by the OCR engine of servers and workers
 
 
 def cell_env(spec: CellSpec, base: dict[str, str], ocr_ports: list[int]) -> dict[str, str]:
-    """The cell's environment: V0-V2 get their OCR servers (V2 spreads over all W)."""
-    env = {**base, "PYTHONUNBUFFERED": "1"}
+    """The cell's environment: its OCR engine mode; V0-V2 get their OCR servers (V2 spreads
+    over all W)."""
+    env = {**base, "PYTHONUNBUFFERED": "1", ENGINE_MODE_VAR: spec.engine}
     if spec.kind == "sync":
         env["OCR_SERVER_URLS"] = ",".join(f"http://127.0.0.1:{p}" for p in ocr_ports)
         env["OCR_V2_SERVERS"] = str(spec.workers)

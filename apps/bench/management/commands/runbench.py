@@ -19,6 +19,7 @@ from apps.bench.plan import deadline
 from apps.bench.plan.cells import (
     ALL_VERSIONS,
     QUEUE_VERSIONS,
+    CellSpec,
     MatrixParams,
     build_matrix,
     default_extra_backends,
@@ -43,6 +44,7 @@ from apps.bench.run.session import BenchOptions, ChaosSource, run_bench
 from tasks.backends.registry import backend_aliases, reset_backends
 
 LONG_JOBS = "long-jobs"
+ENGINE_MODES = ("lab", "seed")  # settings.OCR_ENGINE_MODE
 LONG_JOBS_PLAN = "defaults then lab settings, all aliases at once, ~2-4 min"
 MATRIX_OPTIONS = ("versions", "backends", "workers", "users", "noop_users", "jobs_per_user",
                   "workload", "families")  # fmt: skip
@@ -148,6 +150,13 @@ class Command(BaseCommand):
             help="an earlier run's folder (with cells.json): the report lists each verdict "
             "that changed since (stability)",
         )
+        add(
+            "--engine-mode",
+            choices=ENGINE_MODES,
+            default="lab",
+            help="OCR engine of the OCR servers and workers: lab (default) or seed (the seed "
+            "study's: the ocrmypdf command line, default --jobs, PDF/A, threads uncapped)",
+        )
         add("--dry-run", action="store_true", help="print the matrix and exit")
 
     def handle(self, *args, **opts):
@@ -155,7 +164,7 @@ class Command(BaseCommand):
             return self._long_jobs_only(opts)
         if opts["family"] == network.FAMILY:
             return self._network(opts)
-        cells = self._cells(opts)
+        cells = with_engine(self._cells(opts), opts["engine_mode"])
         families = _family_params(opts)
         if opts["dry_run"] or opts["plan"]:
             lines = plan_lines(cells, families, ocr_job_s=OCR_JOB_S, cores=os.cpu_count() or 2)
@@ -311,6 +320,7 @@ class Command(BaseCommand):
             settings.QUEUE_PREFIX = prefix  # this process purges the bench's own queues
             reset_backends()
         env["OCRLAB_QUEUE_PREFIX"] = prefix
+        settings.OCR_ENGINE_MODE = opts["engine_mode"]  # --bare-runs time the same engine
         out_dir = Path(opts["out"]).resolve() / timezone.now().strftime("%Y%m%d-%H%M%S")
         return RunConfig(
             out_dir=out_dir,
@@ -323,6 +333,11 @@ class Command(BaseCommand):
             burst_jobs=_burst_jobs(opts),
             submit=_submit_options(opts),
         )
+
+
+def with_engine(cells: list[CellSpec], mode: str) -> list[CellSpec]:
+    """The cells with their OCR engine mode (each cell's processes get it: cell_env)."""
+    return [replace(cell, engine=mode) for cell in cells]
 
 
 def _is_full_plan(opts: dict) -> bool:
