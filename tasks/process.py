@@ -89,7 +89,8 @@ def _request(job: OcrJob) -> WorkRequest:
 
 
 def _run(job: OcrJob, worker: str) -> str:
-    lease = Lease(job.id, job.attempts, settings.JOB_LEASE_S)
+    assert job.claim_token is not None  # set by every claim
+    lease = Lease(job.id, job.claim_token, settings.JOB_LEASE_S)
     try:
         reply = run_limited(_request(job), lease=lease, time_limit_s=settings.JOB_TIME_LIMIT_S)
     except LeaseLost as exc:
@@ -108,7 +109,7 @@ def _run(job: OcrJob, worker: str) -> str:
     result = reply.result
     assert result is not None  # a JobResult when ok
     try:
-        _durably(lambda: services.job_succeed(job_id=job.id, attempt=job.attempts, result=result))
+        _durably(lambda: services.job_succeed(job_id=job.id, claim=job.claim_token, result=result))
     except services.StaleClaim as exc:
         log.warning("%s", exc)
         return "stale"
@@ -124,7 +125,7 @@ def _fail(job: OcrJob, reply: WorkReply) -> str:
         retry = _durably(
             lambda: services.job_fail(
                 job_id=job.id,
-                attempt=job.attempts,
+                claim=job.claim_token,
                 error=reply.error,
                 code=reply.code,
                 retry=not reply.permanent,

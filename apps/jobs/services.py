@@ -5,12 +5,15 @@ retry (with `run_after`, apps/jobs/retry.py) and for an expired lease; QUEUED ->
 when a republish fails (PENDING means "needs a message": the relay sends it once due).
 Leases are times of the database's clock (`Now()`), never a host's. Each is a conditional UPDATE, so
 two workers can never both finish a job: a claim that loses (job finished, or running
-under a live lease) returns None and the caller acks and skips the message.
+under a live lease) returns None and the caller acks and skips the message. Every claim
+gets a fresh `claim_token`; heartbeats and results must name it, so a run that lost its
+claim (lease expired, cancelled, then retried from attempt 0) can never store.
 """
 
 import logging
 import os
 import socket
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from uuid import UUID
@@ -160,16 +163,26 @@ def _take(job: OcrJob, worker: str) -> OcrJob | None:
     OcrJob.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING,
         attempts=F("attempts") + 1,
+        claim_token=uuid.uuid4(),
         worker=worker,
         started_at=Now(),
         queued_at=Coalesce(F("queued_at"), Now()),
         lease_expires_at=_lease(settings.JOB_LEASE_S),
         run_after=None,
     )
-    job.refresh_from_db(
-        fields=["status", "attempts", "worker", "started_at", "queued_at", "lease_expires_at"]
-    )
+    job.refresh_from_db(fields=[*CLAIM_FIELDS])
     return job
+
+
+CLAIM_FIELDS = (
+    "status",
+    "attempts",
+    "claim_token",
+    "worker",
+    "started_at",
+    "queued_at",
+    "lease_expires_at",
+)
 
 
 def job_start_sync(
@@ -187,6 +200,7 @@ def job_start_sync(
         status=JobStatus.RUNNING,
         attempts=1,
         max_attempts=1,
+        claim_token=uuid.uuid4(),
         worker="",
         queued_at=now,
         started_at=now,
@@ -194,14 +208,14 @@ def job_start_sync(
     )
 
 
-def job_heartbeat(*, job_id: UUID, attempt: int) -> bool:
-    """Extend the lease (database clock). False when the attempt is no longer held:
-    reclaimed after its lease ran out, or CANCELLED by an operator."""
-    return _running(job_id, attempt).update(lease_expires_at=_lease(settings.JOB_LEASE_S)) == 1
+def job_heartbeat(*, job_id: UUID, claim: UUID) -> bool:
+    """Extend the lease (database clock). False when the claim is no longer held:
+    reclaimed after its lease ran out, or CANCELLED by an operator (and maybe retried)."""
+    return _running(job_id, claim).update(lease_expires_at=_lease(settings.JOB_LEASE_S)) == 1
 
 
-def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = "") -> None:
-    updated = _running(job_id, attempt).update(
+def job_succeed(*, job_id: UUID, claim: UUID, result: JobResult, worker: str = "") -> None:
+    updated = _running(job_id, claim).update(
         status=JobStatus.DONE,
         finished_at=timezone.now(),
         lease_expires_at=None,
@@ -214,19 +228,19 @@ def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = 
         **({"worker": worker} if worker else {}),
     )
     if updated != 1:
-        raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; result dropped")
+        raise StaleClaim(f"job {job_id} claim {claim} is no longer held; result dropped")
     _notify_finished(job_id)
 
 
-def job_fail(*, job_id: UUID, attempt: int, error: str, code: str = "", retry: bool = True) -> bool:
+def job_fail(*, job_id: UUID, claim: UUID, error: str, code: str = "", retry: bool = True) -> bool:
     """Store the error and its `code`. Returns True when the retry policy (apps/jobs/retry)
     put the job back (PENDING, `run_after` = now + backoff; the relay sends it when due);
     `retry=False` fails it at once."""
     code = code or ErrorCode.OCR_FAILED
     with transaction.atomic():
-        job = _running(job_id, attempt).select_for_update().first()
+        job = _running(job_id, claim).select_for_update().first()
         if job is None:
-            raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; error dropped")
+            raise StaleClaim(f"job {job_id} claim {claim} is no longer held; error dropped")
         if retry and retry_allowed(job, code):
             OcrJob.objects.filter(pk=job.pk).update(
                 status=JobStatus.PENDING,
@@ -268,8 +282,8 @@ def _notify_finished(job_id: UUID) -> None:
         cursor.execute("SELECT pg_notify(%s, %s)", [finished_channel(), str(job_id)])
 
 
-def _running(job_id: UUID, attempt: int):
-    return OcrJob.objects.filter(id=job_id, status=JobStatus.RUNNING, attempts=attempt)
+def _running(job_id: UUID, claim: UUID):
+    return OcrJob.objects.filter(id=job_id, status=JobStatus.RUNNING, claim_token=claim)
 
 
 def jobs_requeue_expired(*, backend: str) -> list[UUID]:
