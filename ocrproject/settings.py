@@ -1,6 +1,7 @@
 """Settings: every address comes from the environment, with defaults for a local machine."""
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,9 @@ JOB_RETRY_MAX_S = env_float("JOB_RETRY_MAX_S", 60.0)
 # Address-space limit of the process that runs one job (0: none). An allocation past it
 # fails the job with error_code `memory` instead of taking the worker down.
 JOB_MEMORY_LIMIT_MB = env_int("JOB_MEMORY_LIMIT_MB", 4096)
+# Each job's temporary files (the workload's TMPDIR) go under this root, one directory
+# per worker process and job, removed however the job ends (tasks/scratch.py).
+JOB_TMP_ROOT = env_str("JOB_TMP_ROOT", os.path.join(tempfile.gettempdir(), "ocrlab-jobs"))
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # A QUEUED job whose message has not been claimed this long is sent again (a message lost

@@ -43,6 +43,7 @@ class WorkRequest:
     upload: str
     language: str
     memory_limit_mb: int = 0
+    tmp_dir: str = ""  # the workload's TMPDIR (tasks/scratch.py); "" = the default
 
 
 @dataclass(frozen=True)

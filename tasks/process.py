@@ -21,6 +21,7 @@ from apps.jobs import services
 from apps.jobs.models import OcrJob
 from apps.jobs.retry import ErrorCode
 from apps.jobs.workloads import effective_workload
+from tasks import scratch
 from tasks.child import WorkReply, WorkRequest
 from tasks.limits import Lease, LeaseLost, drop_connection, run_limited
 
@@ -77,7 +78,7 @@ def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) 
     return outcome
 
 
-def _request(job: OcrJob) -> WorkRequest:
+def _request(job: OcrJob, tmp_dir: str) -> WorkRequest:
     return WorkRequest(
         job_id=str(job.id),
         workload=effective_workload(job.workload),
@@ -85,6 +86,7 @@ def _request(job: OcrJob) -> WorkRequest:
         upload=job.upload.name or "",  # (a FieldFile is falsy when its name is)
         language=job.language,
         memory_limit_mb=settings.JOB_MEMORY_LIMIT_MB,
+        tmp_dir=tmp_dir,
     )
 
 
@@ -92,7 +94,9 @@ def _run(job: OcrJob, worker: str) -> str:
     assert job.claim_token is not None  # set by every claim
     lease = Lease(job.id, job.claim_token, settings.JOB_LEASE_S)
     try:
-        reply = run_limited(_request(job), lease=lease, time_limit_s=settings.JOB_TIME_LIMIT_S)
+        with scratch.job_dir(job.id) as tmp_dir:  # removed once the child answered or died
+            request = _request(job, str(tmp_dir))
+            reply = run_limited(request, lease=lease, time_limit_s=settings.JOB_TIME_LIMIT_S)
     except LeaseLost as exc:
         log.warning("%s: workload killed, job abandoned without storing", exc)
         return "abandoned"
@@ -112,6 +116,7 @@ def _run(job: OcrJob, worker: str) -> str:
         _durably(lambda: services.job_succeed(job_id=job.id, claim=job.claim_token, result=result))
     except services.StaleClaim as exc:
         log.warning("%s", exc)
+        services.result_file_delete(name=result.pdf)  # nobody will ever point to it
         return "stale"
     return "done"
 

@@ -22,6 +22,7 @@ django.setup()
 
 from apps.jobs.services import worker_name  # noqa: E402
 from tasks import child as children  # noqa: E402
+from tasks import scratch  # noqa: E402
 from tasks.backends.registry import get_backend  # noqa: E402
 from tasks.consume import consume_loop, handle_message  # noqa: E402
 from tasks.limits import prestart  # noqa: E402
@@ -48,6 +49,7 @@ def _supervisor_gone(signum, frame) -> None:
     Tesseract and Ghostscript too) and exit without storing; the lease does the rest."""
     log.error("supervisor gone: worker pid %s exits, abandoning its job", os.getpid())
     children.current().kill()
+    scratch.remove_mine()
     os._exit(PARENT_GONE_EXIT)
 
 
@@ -58,6 +60,7 @@ def main(alias: str, index: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     name = worker_name()
+    scratch.sweep_dead()  # what killed workers left behind
     log.info("worker %d (%s) consuming %s", index, name, alias)
     prestart()  # the workload's child process starts while the consumer connects
 
@@ -69,6 +72,7 @@ def main(alias: str, index: int) -> None:
         consume_loop(backend.open_consumer(name), handle, stop=stop)
     finally:
         backend.close()
+        scratch.remove_mine()
     log.info("worker %d (%s) stopped", index, name)
 
 

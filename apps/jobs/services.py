@@ -430,6 +430,11 @@ def jobs_purge(*, older_than: timedelta) -> PurgeResult:
     return PurgeResult(jobs=jobs, files=files)
 
 
+def result_file_delete(*, name: str) -> bool:
+    """Delete a result file that no job keeps (a discarded run's PDF); False if none."""
+    return _unlink(name)
+
+
 def _unlink(name: str) -> bool:
     path = media_path(name)
     if path is None or not path.is_file():
