@@ -220,8 +220,9 @@ JOB_TMP_ROOT = env_str("JOB_TMP_ROOT", os.path.join(tempfile.gettempdir(), "ocrl
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # A QUEUED job whose message has not been claimed this long is sent again (a message lost
-# before any claim). Keep it above the longest expected queue wait: duplicates cost a skip.
-RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
+# before any claim: a broker restarted without persistence). Derived from the lease, so a
+# lost message waits about as long as a lost worker's job; a duplicate costs one skip.
+RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 2 * JOB_LEASE_S)
 
 # Backends by alias, resolved by tasks.backends.registry (like DATABASES).
 JOB_BACKENDS: dict[str, dict[str, Any]]  # (values mix str, dict and bool)

@@ -19,13 +19,13 @@ from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Max, Q, Value, When
 from django.db.models.functions import Coalesce, Least, Now
 from django.utils import timezone
 
+from apps.jobs import background, versions
 from apps.jobs import retry as retry_policy
-from apps.jobs import versions
 from apps.jobs.models import FINISHED, READY, JobStatus, OcrJob
 from apps.jobs.retry import ErrorCode
 from apps.jobs.selectors import media_path
@@ -73,12 +73,16 @@ def job_create(
     run_tag: str = "",
     publish: bool = True,
     owner=None,
+    idempotency_key: str | None = None,
+    publish_after_response: bool = False,
 ) -> OcrJob:
-    """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox).
+    """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox):
+    at once, or with `publish_after_response` on a background thread (job_publish_soon).
     `owner` (a user, or None for the lab's own jobs) is the only non-staff user to see it."""
     with transaction.atomic():
         job = OcrJob.objects.create(
             owner=owner,
+            idempotency_key=idempotency_key,
             version=version,
             backend=backend,
             document=document,
@@ -90,8 +94,37 @@ def job_create(
         if upload is not None:
             job.upload.save(f"{job.id}-{document}", upload, save=True)
         if publish:
-            transaction.on_commit(lambda: job_publish(job_id=job.id, backend=backend))
+            send = job_publish_soon if publish_after_response else job_publish
+            transaction.on_commit(lambda: send(job_id=job.id, backend=backend))
     return job
+
+
+def job_submit(*, owner, idempotency_key: str | None = None, **fields) -> tuple[OcrJob, bool]:
+    """An API submission: (job, created). A repeated `idempotency_key` of the same owner
+    returns the first job (created False) instead of a new one; the unique constraint
+    decides between concurrent repeats. The publish runs after the response."""
+    if idempotency_key:
+        first = OcrJob.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+        if first is not None:
+            return first, False
+    try:
+        job = job_create(
+            owner=owner, idempotency_key=idempotency_key, publish_after_response=True, **fields
+        )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return OcrJob.objects.get(owner=owner, idempotency_key=idempotency_key), False
+    return job, True
+
+
+def job_publish_soon(*, job_id: UUID, backend: str) -> bool:
+    """Publish on one of the API process's background threads, so the request neither
+    waits on the broker nor holds its database connection meanwhile. False when too many
+    publishes already wait: the job stays PENDING and the relay sends it."""
+    return background.run_soon(
+        lambda: job_publish(job_id=job_id, backend=backend), name=f"publish of job {job_id}"
+    )
 
 
 def job_publish(*, job_id: UUID, backend: str) -> bool:
@@ -332,8 +365,7 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
         created_at__lt=now - timedelta(seconds=settings.RELAY_PENDING_GRACE_S),
     )
     if not get_backend(backend).row_is_message:
-        overdue = now - timedelta(seconds=settings.RELAY_QUEUED_STALE_S)
-        stale = stale | ready.filter(status=JobStatus.QUEUED, published_at__lt=overdue)
+        stale = stale | _queued_overdue(ready, now)
     stale_ids = list(stale.values_list("id", flat=True)[:1000])
     published = 0
     for job_id in dict.fromkeys(expired + stale_ids):  # an expired job is PENDING too
@@ -346,6 +378,18 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
         "published": published,
         "sync_failed": sync_failed,
     }
+
+
+def _queued_overdue(jobs, now):
+    """QUEUED jobs whose message looks lost: unclaimed for RELAY_QUEUED_STALE_S while no
+    job runs, or while a job published later already runs. A backlog that busy workers
+    have not reached yet (every running job was published before) is left alone:
+    resending it would only stack duplicates behind it."""
+    cutoff = now - timedelta(seconds=settings.RELAY_QUEUED_STALE_S)
+    latest = jobs.filter(status=JobStatus.RUNNING).aggregate(at=Max("published_at"))["at"]
+    if latest is not None:
+        cutoff = min(cutoff, latest)
+    return jobs.filter(status=JobStatus.QUEUED, published_at__lt=cutoff)
 
 
 def jobs_delete(*, q: Q | None = None) -> int:

@@ -8,6 +8,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.jobs import selectors, services, versions
+from apps.jobs.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from apps.jobs.idempotency import idempotency_key
 from apps.jobs.pagination import JobPagination
 from apps.jobs.permissions import check_workload_allowed
 from apps.jobs.serializers import JobOutputSerializer
@@ -43,8 +45,9 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
     serializer.is_valid(raise_exception=True)
     data, document = serializer.validated_data, serializer.document()
     check_workload_allowed(user=request.user, workload=data["workload"])
-    job = services.job_create(
+    job, created = services.job_submit(
         owner=request.user,
+        idempotency_key=idempotency_key(request),
         version=version,
         backend=backend or data["backend"],
         document=document.name,
@@ -54,7 +57,8 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
         run_tag=data["tag"],
     )
     body = JobOutputSerializer(job, context={"request": request}).data
-    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+    code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    return Response(body, status=code, headers={"Location": body["status_url"]})
 
 
 def _page(request, view, filters: dict):
@@ -69,7 +73,11 @@ def _page(request, view, filters: dict):
 class VersionJobsView(APIView):
     """POST: submit a job to this version's backend (202). GET: recent jobs."""
 
-    @extend_schema(request=JobInputSerializer, responses={202: JobOutputSerializer})
+    @extend_schema(
+        request=JobInputSerializer,
+        responses={202: JobOutputSerializer, 200: JobOutputSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+    )
     def post(self, request, version: str):
         backend = versions.backend_for(version)  # the URL converter admits queue versions only
         return _submit(request, JobInputSerializer, version=version, backend=backend)
@@ -82,7 +90,11 @@ class VersionJobsView(APIView):
 class ApiJobsView(APIView):
     """POST: submit a job to any backend by alias (202). GET: recent jobs of every backend."""
 
-    @extend_schema(request=ApiJobInputSerializer, responses={202: JobOutputSerializer})
+    @extend_schema(
+        request=ApiJobInputSerializer,
+        responses={202: JobOutputSerializer, 200: JobOutputSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+    )
     def post(self, request):
         return _submit(request, ApiJobInputSerializer, version=versions.API_VERSION)
 
