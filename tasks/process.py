@@ -91,8 +91,9 @@ def _request(job: OcrJob, tmp_dir: str) -> WorkRequest:
 
 
 def _run(job: OcrJob, worker: str) -> str:
-    assert job.claim_token is not None  # set by every claim
-    lease = Lease(job.id, job.claim_token, settings.JOB_LEASE_S)
+    claim = job.claim_token
+    assert claim is not None  # set by every claim
+    lease = Lease(job.id, claim, settings.JOB_LEASE_S)
     try:
         with scratch.job_dir(job.id) as tmp_dir:  # removed once the child answered or died
             request = _request(job, str(tmp_dir))
@@ -109,11 +110,11 @@ def _run(job: OcrJob, worker: str) -> str:
             code=ErrorCode.TIMEOUT if _is_time_limit(exc) else ErrorCode.CRASHED,
         )
     if not reply.ok:
-        return _fail(job, reply)
+        return _fail(job, claim, reply)
     result = reply.result
     assert result is not None  # a JobResult when ok
     try:
-        _durably(lambda: services.job_succeed(job_id=job.id, claim=job.claim_token, result=result))
+        _durably(lambda: services.job_succeed(job_id=job.id, claim=claim, result=result))
     except services.StaleClaim as exc:
         log.warning("%s", exc)
         services.result_file_delete(name=result.pdf)  # nobody will ever point to it
@@ -125,12 +126,12 @@ def _is_time_limit(exc: BaseException) -> bool:
     return isinstance(exc, tuple(INTERRUPTS)) or "TimeLimit" in type(exc).__name__
 
 
-def _fail(job: OcrJob, reply: WorkReply) -> str:
+def _fail(job: OcrJob, claim: UUID, reply: WorkReply) -> str:
     try:
         retry = _durably(
             lambda: services.job_fail(
                 job_id=job.id,
-                claim=job.claim_token,
+                claim=claim,
                 error=reply.error,
                 code=reply.code,
                 retry=not reply.permanent,

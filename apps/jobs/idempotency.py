@@ -16,13 +16,12 @@ from apps.jobs.models import IDEMPOTENCY_KEY_MAX
 
 HEADER = "Idempotency-Key"
 KEY_RE = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
+DESCRIPTION = (
+    f"1-{IDEMPOTENCY_KEY_MAX} visible ASCII characters. A repeated key of the same user "
+    "answers 200 with the job the first submit made (no new job)."
+)
 PARAMETER = OpenApiParameter(
-    HEADER,
-    str,
-    location=OpenApiParameter.HEADER,
-    required=False,
-    description=f"1-{IDEMPOTENCY_KEY_MAX} visible ASCII characters. A repeated key of the "
-    "same user answers 200 with the job the first submit made (no new job).",
+    HEADER, str, location=OpenApiParameter.HEADER, required=False, description=DESCRIPTION
 )
 
 
@@ -30,5 +29,5 @@ def idempotency_key(request) -> str | None:
     """The request's key, None without one; a malformed key is a 400."""
     key = request.headers.get(HEADER)
     if key is not None and not KEY_RE.fullmatch(key):
-        raise serializers.ValidationError({HEADER: PARAMETER.description})
+        raise serializers.ValidationError({HEADER: DESCRIPTION})
     return key
