@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 GROUP = "workers"
 CONNECT_TIMEOUT_S = 2.0  # publish fails fast when Redis is down: the job stays PENDING
-SOCKET_TIMEOUT_S = POLL_S + 10.0  # must outlast the XREADGROUP block
+SOCKET_TIMEOUT_S = POLL_S + 10.0  # the reading client: must outlast the XREADGROUP block
+COMMAND_TIMEOUT_S = 3.0  # every other command (publish, ack, upkeep): a hung Redis fails fast
 DEAD_AFTER_DELIVERIES = 5
 DEAD_MAXLEN = 10_000  # dead letters are diagnostics; the job rows keep the truth
 STALE_CONSUMER_S = 600.0
@@ -70,14 +71,15 @@ class RedisStreamsBackend(Backend):
                 self.url,
                 decode_responses=True,
                 socket_connect_timeout=CONNECT_TIMEOUT_S,
-                socket_timeout=SOCKET_TIMEOUT_S,
+                socket_timeout=COMMAND_TIMEOUT_S,
                 health_check_interval=30,
             )
         return self._client
 
     @property
     def raw_client(self):
-        """Replies as bytes: workers read entries with it and decode them themselves."""
+        """Replies as bytes: workers read entries with it (the blocking XREADGROUP) and
+        decode them themselves."""
         if self._raw_client is None:
             self._raw_client = redis.Redis.from_url(
                 self.url,
