@@ -4,16 +4,19 @@ The supervisor (tasks/supervisor.py) runs `python -m tasks.worker ALIAS INDEX` i
 session of its own. Django is set up before the models are imported (a process entry
 point, like wsgi.py). A worker never outlives its supervisor, even one killed by SIGKILL
 (which reaches only the supervisor's own group): the kernel signals it when the parent
-dies (PR_SET_PDEATHSIG, Linux), and it then kills its workload child and exits at once;
+dies (PR_SET_PDEATHSIG, Linux) and a watchdog thread checks the parent every second;
+either way it kills its workload child's process group and exits at once;
 the job it held comes back through its lease (the relay) and its message is redelivered.
 """
 
+import contextlib
 import ctypes
 import logging
 import os
 import signal
 import sys
 import threading
+import time
 
 import django
 
@@ -30,27 +33,45 @@ from tasks.supervisor import PARENT_DEATH_SIGNAL, PARENT_PID_ENV, PR_SET_PDEATHS
 
 log = logging.getLogger("tasks.worker")
 PARENT_GONE_EXIT = 3  # the exit status of a worker whose supervisor died
+PARENT_CHECK_S = 1.0
 
 
 def exit_with_supervisor() -> None:
-    """Ask the kernel for PARENT_DEATH_SIGNAL when the supervisor (OCRLAB_PARENT_PID)
-    dies; exit at once if it is already gone. Linux only; a no-op elsewhere."""
+    """Exit at once when the supervisor (OCRLAB_PARENT_PID) dies: the kernel sends
+    PARENT_DEATH_SIGNAL (Linux), and a watchdog thread checks the parent every
+    PARENT_CHECK_S in case the signal's handler cannot run (main thread inside C code)."""
     parent = os.environ.get(PARENT_PID_ENV)
-    if parent is None or not sys.platform.startswith("linux"):
+    if parent is None:
         return
-    signal.signal(PARENT_DEATH_SIGNAL, _supervisor_gone)
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0)
-    if os.getppid() != int(parent):  # it died before prctl took effect
-        _supervisor_gone(PARENT_DEATH_SIGNAL, None)
+    workload = children.current()  # the main thread's: the watchdog has none of its own
+    if sys.platform.startswith("linux"):
+        signal.signal(PARENT_DEATH_SIGNAL, lambda *_: _supervisor_gone(workload))
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0)
+    watchdog = threading.Thread(
+        target=_watch_parent, args=(int(parent), workload), name="parent-watch", daemon=True
+    )
+    watchdog.start()
 
 
-def _supervisor_gone(signum, frame) -> None:
+def _watch_parent(parent: int, workload: children.WorkloadProcess) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    _supervisor_gone(workload)
+
+
+def _supervisor_gone(workload: children.WorkloadProcess) -> None:
     """No one supervises this worker any more: kill the workload (its whole group, so
-    Tesseract and Ghostscript too) and exit without storing; the lease does the rest."""
-    log.error("supervisor gone: worker pid %s exits, abandoning its job", os.getpid())
-    children.current().kill()
-    scratch.remove_mine()
-    os._exit(PARENT_GONE_EXIT)
+    Tesseract and Ghostscript too) and exit without storing; the lease does the rest.
+    No logging or waiting here: it may run in a signal handler, under any lock."""
+    try:
+        os.write(2, f"worker pid {os.getpid()}: supervisor gone; job abandoned\n".encode())
+        child = workload.proc
+        if child is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(child.pid, signal.SIGKILL)
+        scratch.remove_mine()
+    finally:
+        os._exit(PARENT_GONE_EXIT)
 
 
 def main(alias: str, index: int) -> None:

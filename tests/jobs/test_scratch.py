@@ -20,7 +20,9 @@ def test_an_ocr_job_killed_on_timeout_leaves_no_files_in_its_temp_root(settings,
     """Real OCR, stopped by the hard time limit while OCRmyPDF works in its TMPDIR."""
     settings.JOB_TMP_ROOT = str(tmp_path / "jobs")
     settings.JOB_TIME_LIMIT_S = 1.5
-    job = services.job_create(version="api", backend="memory", document="sample.pdf", publish=False)
+    job = services.job_create(
+        version="api", backend="memory", document="multipage.pdf", publish=False
+    )
     seen: set[str] = set()
     done = threading.Event()
 

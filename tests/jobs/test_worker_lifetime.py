@@ -28,12 +28,12 @@ def _running(proc: psutil.Process) -> bool:
         return False
 
 
-def wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[int]:
-    """Pids still running after `timeout_s`."""
+def wait_gone(procs: list[psutil.Process], timeout_s: float) -> list[str]:
+    """The command lines of those still running after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while (alive := [p.pid for p in procs if _running(p)]) and time.monotonic() < deadline:
+    while (alive := [p for p in procs if _running(p)]) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return alive
+    return [f"{p.pid} {' '.join(p.cmdline())} (parent {p.ppid()})" for p in alive]
 
 
 @pytest.mark.django_db(transaction=True)
