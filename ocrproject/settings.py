@@ -2,6 +2,7 @@
 
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -274,11 +275,15 @@ JOB_MEMORY_LIMIT_MB = env_int("JOB_MEMORY_LIMIT_MB", 4096)
 # limit, kept below the API's OCR_HTTP_TIMEOUT_S so the caller gets the answer.
 OCR_SERVER_MEMORY_LIMIT_MB = env_int("OCR_SERVER_MEMORY_LIMIT_MB", JOB_MEMORY_LIMIT_MB)
 OCR_SERVER_TIME_LIMIT_S = env_float("OCR_SERVER_TIME_LIMIT_S", OCR_HTTP_TIMEOUT_S * 0.9)
+# Each job's temporary files (the workload's TMPDIR) go under this root, one directory
+# per worker process and job, removed however the job ends (tasks/scratch.py).
+JOB_TMP_ROOT = env_str("JOB_TMP_ROOT", os.path.join(tempfile.gettempdir(), "ocrlab-jobs"))
 RELAY_INTERVAL_S = env_float("RELAY_INTERVAL_S", 2.0)
 RELAY_PENDING_GRACE_S = env_float("RELAY_PENDING_GRACE_S", 5.0)
 # A QUEUED job whose message has not been claimed this long is sent again (a message lost
-# before any claim). Keep it above the longest expected queue wait: duplicates cost a skip.
-RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 900.0)
+# before any claim: a broker restarted without persistence). Derived from the lease, so a
+# lost message waits about as long as a lost worker's job; a duplicate costs one skip.
+RELAY_QUEUED_STALE_S = env_float("RELAY_QUEUED_STALE_S", 2 * JOB_LEASE_S)
 
 # Backends by alias, resolved by the registry module named here (like DATABASES): apps/jobs
 # reaches it by this dotted path only (apps/jobs/backends.py), never by an import.

@@ -41,6 +41,7 @@ class WorkRequest:
     upload: str
     language: str
     memory_limit_mb: int = 0
+    tmp_dir: str = ""  # the workload's TMPDIR (tasks/scratch.py); "" = the default
 
 
 @dataclass(frozen=True)

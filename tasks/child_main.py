@@ -18,6 +18,7 @@ import ctypes  # noqa: E402
 import resource  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from multiprocessing.connection import Connection  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -51,7 +52,7 @@ def run_request(request: WorkRequest) -> WorkReply:
     """Run one workload under the memory limit; every failure becomes a reply."""
     started = time.monotonic()
     try:
-        with memory_limit(request.memory_limit_mb):
+        with memory_limit(request.memory_limit_mb), temp_dir(request.tmp_dir):
             result = run_workload(request)
     except MemoryError:
         error = f"job exceeded its memory limit of {request.memory_limit_mb} MB"
@@ -78,6 +79,24 @@ def memory_limit(megabytes: int):
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+@contextlib.contextmanager
+def temp_dir(path: str):
+    """Temporary files of this job (Python's and its subprocesses') under `path`."""
+    if not path:
+        yield
+        return
+    before = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"], tempfile.tempdir = path, path
+    try:
+        yield
+    finally:
+        tempfile.tempdir = None
+        if before is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = before
 
 
 def _mapped_bytes() -> int:

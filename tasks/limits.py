@@ -32,8 +32,8 @@ class LeaseLost(Exception):
 class Lease:
     """Extends the job's lease every third of JOB_LEASE_S; survives database errors."""
 
-    def __init__(self, job_id: UUID, attempt: int, lease_s: float, *, renew: bool = True):
-        self.job_id, self.attempt, self.renew = job_id, attempt, renew
+    def __init__(self, job_id: UUID, claim: UUID, lease_s: float, *, renew: bool = True):
+        self.job_id, self.claim, self.renew = job_id, claim, renew
         self.every_s = lease_s / 3
         self.next_at = time.monotonic() + self.every_s
         self.failures = 0
@@ -49,7 +49,7 @@ class Lease:
             self.next_at = time.monotonic() + self.every_s
             return
         try:
-            held = services.job_heartbeat(job_id=self.job_id, attempt=self.attempt)
+            held = services.job_heartbeat(job_id=self.job_id, claim=self.claim)
         except DatabaseError as exc:
             self.failures += 1
             delay_s = min(HEARTBEAT_RETRY_S * 2 ** (self.failures - 1), self.every_s)
@@ -64,7 +64,7 @@ class Lease:
             self.next_at = time.monotonic() + delay_s
             return
         if not held:
-            raise LeaseLost(f"job {self.job_id} attempt {self.attempt} is no longer held")
+            raise LeaseLost(f"job {self.job_id} claim {self.claim} is no longer held")
         self.failures, self.next_at = 0, time.monotonic() + self.every_s
 
 

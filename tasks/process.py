@@ -21,6 +21,7 @@ from apps.jobs import services
 from apps.jobs.models import OcrJob
 from apps.jobs.retry import ErrorCode
 from apps.jobs.workloads import effective_workload
+from tasks import scratch
 from tasks.child import WorkReply, WorkRequest
 from tasks.limits import Lease, LeaseLost, drop_connection, run_limited
 
@@ -78,7 +79,7 @@ def process_job(job_id: UUID | str, *, worker: str | None = None, claimed=None) 
     return outcome
 
 
-def _request(job: OcrJob) -> WorkRequest:
+def _request(job: OcrJob, tmp_dir: str) -> WorkRequest:
     return WorkRequest(
         job_id=str(job.id),
         workload=effective_workload(job.workload),
@@ -86,13 +87,18 @@ def _request(job: OcrJob) -> WorkRequest:
         upload=job.upload.name or "",  # (a FieldFile is falsy when its name is)
         language=job.language,
         memory_limit_mb=settings.JOB_MEMORY_LIMIT_MB,
+        tmp_dir=tmp_dir,
     )
 
 
 def _run(job: OcrJob, worker: str) -> str:
-    lease = Lease(job.id, job.attempts, settings.JOB_LEASE_S, renew=settings.JOB_LEASE_RENEWAL)
+    claim = job.claim_token
+    assert claim is not None  # set by every claim
+    lease = Lease(job.id, claim, settings.JOB_LEASE_S, renew=settings.JOB_LEASE_RENEWAL)
     try:
-        reply = run_limited(_request(job), lease=lease, time_limit_s=settings.JOB_TIME_LIMIT_S)
+        with scratch.job_dir(job.id) as tmp_dir:  # removed once the child answered or died
+            request = _request(job, str(tmp_dir))
+            reply = run_limited(request, lease=lease, time_limit_s=settings.JOB_TIME_LIMIT_S)
     except LeaseLost as exc:
         log.warning("%s: workload killed, job abandoned without storing", exc)
         return "abandoned"
@@ -105,13 +111,14 @@ def _run(job: OcrJob, worker: str) -> str:
             code=ErrorCode.TIMEOUT if _is_time_limit(exc) else ErrorCode.CRASHED,
         )
     if not reply.ok:
-        return _fail(job, reply)
+        return _fail(job, claim, reply)
     result = reply.result
     assert result is not None  # a JobResult when ok
     try:
-        _durably(lambda: services.job_succeed(job_id=job.id, attempt=job.attempts, result=result))
+        _durably(lambda: services.job_succeed(job_id=job.id, claim=claim, result=result))
     except services.StaleClaim as exc:
         log.warning("%s", exc)
+        services.result_file_delete(name=result.pdf)  # nobody will ever point to it
         return "stale"
     return "done"
 
@@ -120,12 +127,12 @@ def _is_time_limit(exc: BaseException) -> bool:
     return isinstance(exc, tuple(INTERRUPTS)) or "TimeLimit" in type(exc).__name__
 
 
-def _fail(job: OcrJob, reply: WorkReply) -> str:
+def _fail(job: OcrJob, claim: UUID, reply: WorkReply) -> str:
     try:
         retry = _durably(
             lambda: services.job_fail(
                 job_id=job.id,
-                attempt=job.attempts,
+                claim=claim,
                 error=reply.error,
                 code=reply.code,
                 retry=not reply.permanent,

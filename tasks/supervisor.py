@@ -23,8 +23,8 @@ log = logging.getLogger("tasks.supervisor")
 WORKER_MODULE = "tasks.worker"  # one consume-loop process: python -m tasks.worker INDEX
 RESTART_DELAY_S = 1.0
 STOP_GRACE_S = 10.0  # on top of the job time limit
+PARENT_PID_ENV = "OCRLAB_PARENT_PID"  # set for every worker process or command we start
 # For framework worker commands (Celery, Dramatiq) run by CommandWorkers:
-PARENT_PID_ENV = "OCRLAB_PARENT_PID"  # set for a command started by CommandWorkers
 RESTART_MAX_DELAY_S = 30.0
 HEALTHY_AFTER_S = 60.0  # a command that ran this long restarts after RESTART_DELAY_S
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -60,7 +60,8 @@ class Supervisor:
     def _start(self, index: int) -> None:
         # A session of its own: a Ctrl-C in the terminal reaches only the supervisor.
         argv = [sys.executable, "-m", WORKER_MODULE, str(index)]
-        self.procs[index] = launch.start(argv, env=self.env)
+        env = {**self.env, PARENT_PID_ENV: str(os.getpid())}  # it dies with us (worker.py)
+        self.procs[index] = launch.start(argv, env=env)
 
     def _restart_dead(self) -> None:
         for index, proc in list(self.procs.items()):
@@ -127,12 +128,14 @@ class CommandWorkers:
 
 
 def die_with_parent() -> None:
-    """In a command started by CommandWorkers: SIGTERM (warm shutdown) when runworker
-    dies, even by SIGKILL, so no worker outlives it. Linux only; a no-op elsewhere.
+    """In a command started by CommandWorkers: when runworker dies, even by SIGKILL, kill
+    the command's whole process group at once, so no worker outlives it (unsupervised, a
+    warm shutdown could run a job for minutes). Their jobs come back through the lease
+    and the broker redelivers their unacked messages; each workload child dies with its
+    worker (its own PR_SET_PDEATHSIG). Linux only; a no-op elsewhere.
 
     The kernel sends the parent-death signal once per thread of the dying parent (the
-    child is handed from thread to thread), and a second SIGTERM means "kill now" to
-    Dramatiq: so a private signal is asked for, and it forwards SIGTERM once."""
+    child is handed from thread to thread): a private signal is asked for, handled once."""
     parent = os.environ.get(PARENT_PID_ENV)
     if (
         parent != str(os.getppid())
@@ -140,14 +143,12 @@ def die_with_parent() -> None:
         or threading.current_thread() is not threading.main_thread()
     ):
         return
-    forwarded = threading.Event()
-
-    def forward(signum, frame) -> None:
-        if not forwarded.is_set():
-            forwarded.set()
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    signal.signal(PARENT_DEATH_SIGNAL, forward)
+    signal.signal(PARENT_DEATH_SIGNAL, _kill_own_group)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0)
     if os.getppid() != int(parent):  # the parent died before prctl took effect
-        forward(PARENT_DEATH_SIGNAL, None)
+        _kill_own_group(PARENT_DEATH_SIGNAL, None)
+
+
+def _kill_own_group(signum, frame) -> None:
+    log.error("runworker gone: killing worker command group %s", os.getpgrp())
+    os.killpg(os.getpgrp(), signal.SIGKILL)

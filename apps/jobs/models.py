@@ -18,6 +18,7 @@ class JobStatus(models.TextChoices):
     CANCELLED = "CANCELLED"  # stopped by an operator; workers honour it before and during a job
 
 
+IDEMPOTENCY_KEY_MAX = 128
 FINISHED = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 READY = (JobStatus.PENDING, JobStatus.QUEUED)
 
@@ -39,6 +40,12 @@ class OcrJob(models.Model):
     document = models.CharField(max_length=255, help_text="Corpus name or uploaded file name.")
     upload = models.FileField(upload_to="uploads/", blank=True)
     language = models.CharField(max_length=32, default="eng")
+    idempotency_key = models.CharField(
+        max_length=IDEMPOTENCY_KEY_MAX,
+        null=True,
+        blank=True,
+        help_text="The submitter's Idempotency-Key header: one job per key and owner.",
+    )
     run_tag = models.CharField(
         max_length=64,
         blank=True,
@@ -48,6 +55,12 @@ class OcrJob(models.Model):
 
     attempts = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
+    claim_token = models.UUIDField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="Set anew at each claim; heartbeats and results must name it.",
+    )
     worker = models.CharField(max_length=128, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
@@ -91,6 +104,11 @@ class OcrJob(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="ocrjob_owner_idempotency_key",
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=JobStatus.values), name="ocrjob_status_valid"
             ),

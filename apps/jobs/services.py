@@ -5,24 +5,27 @@ retry (with `run_after`, apps/jobs/retry.py) and for an expired lease; QUEUED ->
 when a republish fails (PENDING means "needs a message": the relay sends it once due).
 Leases are times of the database's clock (`Now()`), never a host's. Each is a conditional UPDATE, so
 two workers can never both finish a job: a claim that loses (job finished, or running
-under a live lease) returns None and the caller acks and skips the message.
+under a live lease) returns None and the caller acks and skips the message. Every claim
+gets a fresh `claim_token`; heartbeats and results must name it, so a run that lost its
+claim (lease expired, cancelled, then retried from attempt 0) can never store.
 """
 
 import logging
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, F, Max, Q, Value, When
 from django.db.models.functions import Coalesce, Least, Now
 from django.utils import timezone
 
+from apps.jobs import background, versions
 from apps.jobs import retry as retry_policy
-from apps.jobs import versions
 from apps.jobs.backends import backend_get
 from apps.jobs.files import media_path
 from apps.jobs.models import FINISHED, READY, JobStatus, OcrJob
@@ -62,12 +65,16 @@ def job_create(
     run_tag: str = "",
     publish: bool = True,
     owner=None,
+    idempotency_key: str | None = None,
+    publish_after_response: bool = False,
 ) -> OcrJob:
-    """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox).
+    """Insert a PENDING job; after commit, hand it to its backend (the row is the outbox):
+    at once, or with `publish_after_response` on a background thread (job_publish_soon).
     `owner` (a user, or None for the lab's own jobs) is the only non-staff user to see it."""
     with transaction.atomic():
         job = OcrJob.objects.create(
             owner=owner,
+            idempotency_key=idempotency_key,
             version=version,
             backend=backend,
             document=document,
@@ -80,9 +87,38 @@ def job_create(
             job.upload.save(f"{job.id}-{document}", upload, save=True)
         if publish:
             # robust: a publish that fails after the commit (database gone again) is
-            # logged and left to the relay; the job exists, so the answer stays 202.
-            transaction.on_commit(lambda: job_publish(job_id=job.id, backend=backend), robust=True)
+            # logged and left to the relay; the job exists, so the answer stays 2xx.
+            send = job_publish_soon if publish_after_response else job_publish
+            transaction.on_commit(lambda: send(job_id=job.id, backend=backend), robust=True)
     return job
+
+
+def job_submit(*, owner, idempotency_key: str | None = None, **fields) -> tuple[OcrJob, bool]:
+    """An API submission: (job, created). A repeated `idempotency_key` of the same owner
+    returns the first job (created False) instead of a new one; the unique constraint
+    decides between concurrent repeats. The publish runs after the response."""
+    if idempotency_key:
+        first = OcrJob.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+        if first is not None:
+            return first, False
+    try:
+        job = job_create(
+            owner=owner, idempotency_key=idempotency_key, publish_after_response=True, **fields
+        )
+    except IntegrityError:
+        if not idempotency_key:
+            raise
+        return OcrJob.objects.get(owner=owner, idempotency_key=idempotency_key), False
+    return job, True
+
+
+def job_publish_soon(*, job_id: UUID, backend: str) -> bool:
+    """Publish on one of the API process's background threads, so the request neither
+    waits on the broker nor holds its database connection meanwhile. False when too many
+    publishes already wait: the job stays PENDING and the relay sends it."""
+    return background.run_soon(
+        lambda: job_publish(job_id=job_id, backend=backend), name=f"publish of job {job_id}"
+    )
 
 
 def job_publish(*, job_id: UUID, backend: str) -> bool:
@@ -145,16 +181,26 @@ def _take(job: OcrJob, worker: str) -> OcrJob | None:
     OcrJob.objects.filter(pk=job.pk).update(
         status=JobStatus.RUNNING,
         attempts=F("attempts") + 1,
+        claim_token=uuid.uuid4(),
         worker=worker,
         started_at=Now(),
         queued_at=Coalesce(F("queued_at"), Now()),
         lease_expires_at=_lease(settings.JOB_LEASE_S),
         run_after=None,
     )
-    job.refresh_from_db(
-        fields=["status", "attempts", "worker", "started_at", "queued_at", "lease_expires_at"]
-    )
+    job.refresh_from_db(fields=[*CLAIM_FIELDS])
     return job
+
+
+CLAIM_FIELDS = (
+    "status",
+    "attempts",
+    "claim_token",
+    "worker",
+    "started_at",
+    "queued_at",
+    "lease_expires_at",
+)
 
 
 def job_start_sync(
@@ -172,6 +218,7 @@ def job_start_sync(
         status=JobStatus.RUNNING,
         attempts=1,
         max_attempts=1,
+        claim_token=uuid.uuid4(),
         worker="",
         queued_at=now,
         started_at=now,
@@ -179,14 +226,14 @@ def job_start_sync(
     )
 
 
-def job_heartbeat(*, job_id: UUID, attempt: int) -> bool:
-    """Extend the lease (database clock). False when the attempt is no longer held:
-    reclaimed after its lease ran out, or CANCELLED by an operator."""
-    return _running(job_id, attempt).update(lease_expires_at=_lease(settings.JOB_LEASE_S)) == 1
+def job_heartbeat(*, job_id: UUID, claim: UUID) -> bool:
+    """Extend the lease (database clock). False when the claim is no longer held:
+    reclaimed after its lease ran out, or CANCELLED by an operator (and maybe retried)."""
+    return _running(job_id, claim).update(lease_expires_at=_lease(settings.JOB_LEASE_S)) == 1
 
 
-def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = "") -> None:
-    updated = _running(job_id, attempt).update(
+def job_succeed(*, job_id: UUID, claim: UUID, result: JobResult, worker: str = "") -> None:
+    updated = _running(job_id, claim).update(
         status=JobStatus.DONE,
         finished_at=timezone.now(),
         lease_expires_at=None,
@@ -199,19 +246,19 @@ def job_succeed(*, job_id: UUID, attempt: int, result: JobResult, worker: str = 
         **({"worker": worker} if worker else {}),
     )
     if updated != 1:
-        raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; result dropped")
+        raise StaleClaim(f"job {job_id} claim {claim} is no longer held; result dropped")
     _notify_finished(job_id)
 
 
-def job_fail(*, job_id: UUID, attempt: int, error: str, code: str = "", retry: bool = True) -> bool:
+def job_fail(*, job_id: UUID, claim: UUID, error: str, code: str = "", retry: bool = True) -> bool:
     """Store the error and its `code`. Returns True when the retry policy (apps/jobs/retry)
     put the job back (PENDING, `run_after` = now + backoff; the relay sends it when due);
     `retry=False` fails it at once."""
     code = code or ErrorCode.OCR_FAILED
     with transaction.atomic():
-        job = _running(job_id, attempt).select_for_update().first()
+        job = _running(job_id, claim).select_for_update().first()
         if job is None:
-            raise StaleClaim(f"job {job_id} attempt {attempt} is no longer held; error dropped")
+            raise StaleClaim(f"job {job_id} claim {claim} is no longer held; error dropped")
         if retry and retry_allowed(job, code):
             OcrJob.objects.filter(pk=job.pk).update(
                 status=JobStatus.PENDING,
@@ -253,8 +300,8 @@ def _notify_finished(job_id: UUID) -> None:
         cursor.execute("SELECT pg_notify(%s, %s)", [finished_channel(), str(job_id)])
 
 
-def _running(job_id: UUID, attempt: int):
-    return OcrJob.objects.filter(id=job_id, status=JobStatus.RUNNING, attempts=attempt)
+def _running(job_id: UUID, claim: UUID):
+    return OcrJob.objects.filter(id=job_id, status=JobStatus.RUNNING, claim_token=claim)
 
 
 def jobs_requeue_expired(*, backend: str) -> list[UUID]:
@@ -303,8 +350,7 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
         created_at__lt=now - timedelta(seconds=settings.RELAY_PENDING_GRACE_S),
     )
     if not backend_get(backend).row_is_message:
-        overdue = now - timedelta(seconds=settings.RELAY_QUEUED_STALE_S)
-        stale = stale | ready.filter(status=JobStatus.QUEUED, published_at__lt=overdue)
+        stale = stale | _queued_overdue(ready, now)
     stale_ids = list(stale.values_list("id", flat=True)[:1000])
     published = 0
     for job_id in dict.fromkeys(expired + stale_ids):  # an expired job is PENDING too
@@ -317,6 +363,18 @@ def jobs_relay(*, backend: str) -> dict[str, int]:
         "published": published,
         "sync_failed": sync_failed,
     }
+
+
+def _queued_overdue(jobs, now):
+    """QUEUED jobs whose message looks lost: unclaimed for RELAY_QUEUED_STALE_S while no
+    job runs, or while a job published later already runs. A backlog that busy workers
+    have not reached yet (every running job was published before) is left alone:
+    resending it would only stack duplicates behind it."""
+    cutoff = now - timedelta(seconds=settings.RELAY_QUEUED_STALE_S)
+    latest = jobs.filter(status=JobStatus.RUNNING).aggregate(at=Max("published_at"))["at"]
+    if latest is not None:
+        cutoff = min(cutoff, latest)
+    return jobs.filter(status=JobStatus.QUEUED, published_at__lt=cutoff)
 
 
 def jobs_delete(*, q: Q | None = None) -> int:
@@ -399,6 +457,11 @@ def jobs_purge(*, older_than: timedelta) -> PurgeResult:
             jobs += OcrJob.objects.filter(id__in=[row[0] for row in batch]).delete()[0]
         files += sum(_unlink(name) for _, *names in batch for name in names)
     return PurgeResult(jobs=jobs, files=files)
+
+
+def result_file_delete(*, name: str) -> bool:
+    """Delete a result file that no job keeps (a discarded run's PDF); False if none."""
+    return _unlink(name)
 
 
 def _unlink(name: str) -> bool:

@@ -91,7 +91,7 @@ def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
         )
         services.job_succeed(
             job_id=job.id,
-            attempt=job.attempts,
+            claim=job.claim_token,
             result=result,
             worker=body.get("server", outcome.server),
         )
@@ -113,7 +113,7 @@ def finish_call(job, outcome: CallOutcome) -> tuple[int, dict]:
 def abandon_call(job, *, error: str, code: str) -> None:
     """FAILED with `code`, unless the call already ended (the relay failed it)."""
     try:
-        services.job_fail(job_id=job.id, attempt=job.attempts, error=error, code=code, retry=False)
+        services.job_fail(job_id=job.id, claim=job.claim_token, error=error, code=code, retry=False)
     except services.StaleClaim:
         log.warning("sync job %s had already ended; %s not stored", job.id, code)
 

@@ -9,6 +9,8 @@ from rest_framework.views import APIView
 
 from apps.jobs import quotas, schema, selectors, services, versions
 from apps.jobs.backends import backend_aliases
+from apps.jobs.idempotency import PARAMETER as IDEMPOTENCY_KEY
+from apps.jobs.idempotency import idempotency_key
 from apps.jobs.pagination import JobPagination
 from apps.jobs.permissions import check_workload_allowed
 from apps.jobs.serializers import JobOutputSerializer
@@ -52,8 +54,9 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
     quotas.submit_check(
         user=request.user, backend=backend, queue_anyway=data["queue_without_worker"]
     )
-    job = services.job_create(
+    job, created = services.job_submit(
         owner=request.user,
+        idempotency_key=idempotency_key(request),
         version=version,
         backend=backend,
         document=document.name,
@@ -63,7 +66,8 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
         run_tag=data["tag"],
     )
     body = JobOutputSerializer(job, context={"request": request}).data
-    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
+    code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    return Response(body, status=code, headers={"Location": body["status_url"]})
 
 
 def _page(request, view, filters: dict):
@@ -82,7 +86,7 @@ def _page(request, view, filters: dict):
     return paginator.get_paginated_response(data)
 
 
-SUBMITTED = {202: JobOutputSerializer, **schema.SUBMIT_ERRORS}
+SUBMITTED = {202: JobOutputSerializer, 200: JobOutputSerializer, **schema.SUBMIT_ERRORS}
 PAGE = {200: schema.JobPageSerializer, 400: schema.BAD_REQUEST, **schema.READ_ERRORS}
 
 
@@ -92,7 +96,7 @@ class VersionJobsView(APIView):
     @extend_schema(
         request=schema.submit_bodies(JobInputSerializer),
         responses=SUBMITTED,
-        parameters=[schema.VERSION_PARAMETER],
+        parameters=[schema.VERSION_PARAMETER, IDEMPOTENCY_KEY],
     )
     def post(self, request, version: str):
         backend = versions.backend_for(version)  # the URL converter admits queue versions only
@@ -110,7 +114,11 @@ class VersionJobsView(APIView):
 class ApiJobsView(APIView):
     """POST: submit a job to any backend by alias (202). GET: recent jobs of every backend."""
 
-    @extend_schema(request=schema.submit_bodies(ApiJobInputSerializer), responses=SUBMITTED)
+    @extend_schema(
+        request=schema.submit_bodies(ApiJobInputSerializer),
+        responses=SUBMITTED,
+        parameters=[IDEMPOTENCY_KEY],
+    )
     def post(self, request):
         return _submit(request, ApiJobInputSerializer, version=versions.API_VERSION)
 

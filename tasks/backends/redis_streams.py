@@ -12,6 +12,9 @@ after `handle` has stored the job's result.
   by `process_job` and acked; the relay requeues that job once its lease runs out.
 - Poison entries: an entry delivered more than DEAD_AFTER_DELIVERIES times is moved to
   `<stream>:dead` and acked. The job row stays; its attempts and the relay still decide.
+  Entries are read as bytes and decoded here: one whose fields are not UTF-8 is moved to
+  the dead stream and acked at once (else it would stay pending for good, and so would
+  the trim point). Each dead letter is logged and counted in `DEAD_LETTERED`.
 - Trimming: never by MAXLEN at XADD time, which would silently drop entries not yet
   delivered when a backlog grows past the cap (the job would stay QUEUED forever, since
   the relay only resends PENDING and lease-expired jobs). Workers instead trim by MINID:
@@ -24,6 +27,7 @@ after `handle` has stored the job's result.
 import logging
 import threading
 import time
+from collections import Counter
 from uuid import UUID
 
 from django.conf import settings
@@ -37,10 +41,13 @@ log = logging.getLogger(__name__)
 
 GROUP = "workers"
 CONNECT_TIMEOUT_S = 2.0  # publish fails fast when Redis is down: the job stays PENDING
-SOCKET_TIMEOUT_S = POLL_S + 10.0  # must outlast the XREADGROUP block
+SOCKET_TIMEOUT_S = POLL_S + 10.0  # the reading client: must outlast the XREADGROUP block
+COMMAND_TIMEOUT_S = 3.0  # every other command (publish, ack, upkeep): a hung Redis fails fast
 DEAD_AFTER_DELIVERIES = 5
 DEAD_MAXLEN = 10_000  # dead letters are diagnostics; the job rows keep the truth
 STALE_CONSUMER_S = 600.0
+# Dead-lettered entries of this process, by reason ("deliveries", "undecodable").
+DEAD_LETTERED: Counter[str] = Counter()
 
 
 class RedisStreamsBackend(Backend):
@@ -51,6 +58,7 @@ class RedisStreamsBackend(Backend):
         super().__init__(alias, options)
         self.url = self.options.get("url") or settings.REDIS_URL
         self._client = None
+        self._raw_client = None
         self._group_ready = False
 
     @property
@@ -68,10 +76,24 @@ class RedisStreamsBackend(Backend):
                 self.url,
                 decode_responses=True,
                 socket_connect_timeout=CONNECT_TIMEOUT_S,
-                socket_timeout=SOCKET_TIMEOUT_S,
+                socket_timeout=COMMAND_TIMEOUT_S,
                 health_check_interval=30,
             )
         return self._client
+
+    @property
+    def raw_client(self):
+        """Replies as bytes: workers read entries with it (the blocking XREADGROUP) and
+        decode them themselves."""
+        if self._raw_client is None:
+            self._raw_client = redis.Redis.from_url(
+                self.url,
+                decode_responses=False,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_timeout=SOCKET_TIMEOUT_S,
+                health_check_interval=30,
+            )
+        return self._raw_client
 
     def ensure_group(self, *, force: bool = False) -> None:
         """Create the stream and its group; start at id 0 so nothing published before the
@@ -135,9 +157,10 @@ class RedisStreamsBackend(Backend):
 
     def close(self) -> None:
         """Close this process's connection pool."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        for client in (self._client, self._raw_client):
+            if client is not None:
+                client.close()
+        self._client = self._raw_client = None
         self._group_ready = False
 
 
@@ -148,6 +171,7 @@ class StreamWorker:
     def __init__(self, backend: RedisStreamsBackend, name: str):
         self.backend, self.name = backend, name
         self.r, self.stream = backend.client, backend.stream
+        self.raw = backend.raw_client  # entries as bytes: decoding is ours (poison)
         idle_s = float(backend.options.get("claim_idle_s", settings.JOB_LEASE_S))
         self.min_idle_ms = int(idle_s * 1000)
         self.upkeep_every_s = idle_s / 3
@@ -208,10 +232,19 @@ class StreamWorker:
         return None
 
     def _read(self, timeout_s: float) -> tuple[str, dict] | None:
-        reply = self.r.xreadgroup(
+        reply = self.raw.xreadgroup(
             GROUP, self.name, {self.stream: ">"}, count=1, block=max(1, int(timeout_s * 1000))
         )
-        return reply[0][1][0] if reply and reply[0][1] else None
+        return self._decoded(*reply[0][1][0]) if reply and reply[0][1] else None
+
+    def _decoded(self, raw_id: bytes, raw_fields: dict) -> tuple[str, dict] | None:
+        """The entry as text, or None when it is not UTF-8 (then dead-lettered, acked)."""
+        entry_id = raw_id.decode("ascii")
+        try:
+            return entry_id, {k.decode(): v.decode() for k, v in raw_fields.items()}
+        except UnicodeDecodeError as exc:
+            self._bury(entry_id, raw_fields, reason="undecodable", detail=str(exc))
+            return None
 
     def _reclaim_due(self) -> tuple[str, dict] | None:
         """Every so often: take over one entry a dead consumer left idle; trim; tidy."""
@@ -226,13 +259,15 @@ class StreamWorker:
 
     def _reclaim_one(self) -> tuple[str, dict] | None:
         while True:
-            self.cursor, claimed, *_ = self.r.xautoclaim(
+            cursor, claimed, *_ = self.raw.xautoclaim(
                 self.stream, GROUP, self.name, self.min_idle_ms, self.cursor, count=1
             )
+            self.cursor = cursor.decode("ascii")
             if claimed:
-                entry_id, fields = claimed[0]
-                if self._dead_lettered(entry_id, fields):
+                entry = self._decoded(*claimed[0])
+                if entry is None or self._dead_lettered(*entry):
                     continue
+                entry_id, fields = entry
                 log.warning(
                     "took over entry %s (job %s) from a silent consumer",
                     entry_id,
@@ -247,23 +282,31 @@ class StreamWorker:
         deliveries = pending[0]["times_delivered"] if pending else 0
         if deliveries <= DEAD_AFTER_DELIVERIES:
             return False
+        self._bury(entry_id, fields, reason="deliveries", detail=f"delivered {deliveries} times")
+        return True
+
+    def _bury(self, entry_id: str, fields: dict, *, reason: str, detail: str) -> None:
+        """Move an entry to the dead stream and ack it, in one transaction; count it."""
+        DEAD_LETTERED[reason] += 1
         log.error(
-            "entry %s (job %s) delivered %d times: moved to %s",
+            "poison entry %s of %s (%.80r): %s; moved to %s (%d %s so far)",
             entry_id,
-            fields.get("job_id"),
-            deliveries,
+            self.stream,
+            fields.get("job_id", fields.get(b"job_id")),
+            detail,
             self.backend.dead_stream,
+            DEAD_LETTERED[reason],
+            reason,
         )
-        with self.r.pipeline(transaction=True) as pipe:
+        with self.raw.pipeline(transaction=True) as pipe:
             pipe.xadd(
                 self.backend.dead_stream,
-                {**fields, "entry_id": entry_id, "deliveries": deliveries},
+                {**fields, "entry_id": entry_id, "reason": reason, "detail": detail},
                 maxlen=DEAD_MAXLEN,
                 approximate=True,
             )
             pipe.xack(self.stream, GROUP, entry_id)
             pipe.execute()
-        return True
 
     def _trim(self) -> None:
         """Drop acked entries only: those older than every pending or undelivered one."""

@@ -26,8 +26,15 @@ def test_submit_answers_202_with_status_url(api_client, version, backend):
     assert body["status_url"].endswith(f"/api/jobs/{body['id']}")
     job = OcrJob.objects.get(id=body["id"])
     assert (job.version, job.backend, job.workload) == (version, backend, "ocr")
-    detail = api_client.get(f"/{version}/ocr/jobs/{job.id}").json()
-    assert detail["status"] == "QUEUED" and detail["text"] is None
+    detail = wait_for(  # published after the response, on a background thread
+        lambda: (
+            (d := api_client.get(f"/{version}/ocr/jobs/{job.id}").json())["status"] == "QUEUED"
+            and d
+        ),
+        30,
+        message="the job published",
+    )
+    assert detail["text"] is None
 
 
 def test_api_jobs_reaches_any_backend_with_a_workload(api_client):

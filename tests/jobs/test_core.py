@@ -176,8 +176,8 @@ def test_a_stale_claim_does_not_store(settings):
 
 def test_heartbeat_survives_transient_database_errors(monkeypatch):
     job = new_job()
-    services.job_claim(job_id=job.id, worker="w")
-    lease = Lease(job.id, 1, lease_s=0.03)
+    claimed = services.job_claim(job_id=job.id, worker="w")
+    lease = Lease(job.id, claimed.claim_token, lease_s=0.03)
     real, calls = services.job_heartbeat, []
 
     def flaky(**kw):
@@ -196,9 +196,9 @@ def test_heartbeat_survives_transient_database_errors(monkeypatch):
 
 def test_a_lost_lease_raises_on_the_next_heartbeat():
     job = new_job()
-    services.job_claim(job_id=job.id, worker="w")
+    claimed = services.job_claim(job_id=job.id, worker="w")
     OcrJob.objects.filter(id=job.id).update(status=JobStatus.PENDING, lease_expires_at=None)
-    lease = Lease(job.id, 1, lease_s=0.0)
+    lease = Lease(job.id, claimed.claim_token, lease_s=0.0)
     with pytest.raises(LeaseLost):
         lease.tick()
 

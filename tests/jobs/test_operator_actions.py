@@ -20,7 +20,7 @@ def new_job(backend: str = "db", **fields) -> OcrJob:
 def failed_job() -> OcrJob:
     job = new_job()
     claimed = services.job_claim(job_id=job.id, worker="w1")
-    services.job_fail(job_id=job.id, attempt=claimed.attempts, error="boom", retry=False)
+    services.job_fail(job_id=job.id, claim=claimed.claim_token, error="boom", retry=False)
     return OcrJob.objects.get(id=job.id)
 
 
@@ -40,9 +40,9 @@ def test_a_cancelled_running_job_loses_its_lease_and_result():
     job = new_job()
     claimed = services.job_claim(job_id=job.id, worker="w1")
     assert services.job_cancel(job_id=job.id)
-    assert not services.job_heartbeat(job_id=job.id, attempt=claimed.attempts)
+    assert not services.job_heartbeat(job_id=job.id, claim=claimed.claim_token)
     with pytest.raises(services.StaleClaim):
-        services.job_succeed(job_id=job.id, attempt=claimed.attempts, result=services.JobResult())
+        services.job_succeed(job_id=job.id, claim=claimed.claim_token, result=services.JobResult())
     assert OcrJob.objects.get(id=job.id).status == JobStatus.CANCELLED
     assert services.jobs_requeue_expired(backend="db") == []
 

@@ -11,6 +11,7 @@ import pytest
 from tasks.backends.base import Message
 from tasks.backends.redis_streams import (
     DEAD_AFTER_DELIVERIES,
+    DEAD_LETTERED,
     GROUP,
     RedisStreamsBackend,
     StreamWorker,
@@ -103,6 +104,34 @@ def test_entry_delivered_too_often_goes_to_the_dead_stream(backend):
     (dead_id, fields), *_ = backend.client.xrange(backend.dead_stream)
     assert fields["job_id"] == "job-poison" and fields["entry_id"] == entry_id
     assert backend.client.xpending(backend.stream, GROUP)["pending"] == 0
+
+
+NOT_UTF8 = b"\xff\xfe\x00 not utf-8"
+
+
+def test_an_undecodable_entry_is_dead_lettered_counted_and_passed_by_the_trim(backend):
+    poison_id = backend.raw_client.xadd(backend.stream, {b"job_id": NOT_UTF8}).decode()
+    backend.publish("job-after")
+    before = DEAD_LETTERED["undecodable"]
+    assert consume_until(backend, 1) == ["job-after"]
+    assert DEAD_LETTERED["undecodable"] == before + 1
+    r = backend.client
+    assert r.xpending(backend.stream, GROUP)["pending"] == 0
+    (_, fields), *_ = backend.raw_client.xrange(backend.dead_stream)
+    assert fields[b"job_id"] == NOT_UTF8 and fields[b"entry_id"].decode() == poison_id
+    group = next(g for g in r.xinfo_groups(backend.stream) if g["name"] == GROUP)
+    assert group["last-delivered-id"] > poison_id  # the trim point (MINID) passes it
+
+
+def test_an_undecodable_entry_left_by_a_dead_consumer_is_dead_lettered(backend):
+    backend.raw_client.xadd(backend.stream, {b"job_id": NOT_UTF8})
+    raw = backend.raw_client
+    (entry_id, _), *_ = raw.xreadgroup(GROUP, "ghost", {backend.stream: ">"}, count=1)[0][1]
+    raw.xclaim(backend.stream, GROUP, "ghost", 0, [entry_id], idle=3_600_000, justid=True)
+    backend.publish("job-next")
+    assert consume_until(backend, 1) == ["job-next"]
+    assert backend.client.xpending(backend.stream, GROUP)["pending"] == 0
+    assert backend.client.xlen(backend.dead_stream) == 1
 
 
 def test_trim_keeps_every_pending_and_undelivered_entry(backend):

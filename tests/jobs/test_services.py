@@ -26,22 +26,28 @@ def test_claim_sets_running_attempt_lease_and_worker():
 
 def test_a_running_or_finished_job_is_not_claimed_again():
     job = new_job()
-    services.job_claim(job_id=job.id, worker="w1")
+    claimed = services.job_claim(job_id=job.id, worker="w1")
     assert services.job_claim(job_id=job.id, worker="w2") is None
-    services.job_succeed(job_id=job.id, attempt=1, result=services.JobResult(text="hi"))
+    services.job_succeed(
+        job_id=job.id, claim=claimed.claim_token, result=services.JobResult(text="hi")
+    )
     assert services.job_claim(job_id=job.id, worker="w2") is None
     assert OcrJob.objects.get(id=job.id).worker == "w1"
 
 
 def test_a_stale_attempt_cannot_finish_the_job():
     job = new_job()
-    services.job_claim(job_id=job.id, worker="w1")
+    old = services.job_claim(job_id=job.id, worker="w1")
     OcrJob.objects.filter(id=job.id).update(lease_expires_at=timezone.now() - timedelta(1))
     assert services.jobs_requeue_expired(backend="db") == [job.id]
-    services.job_claim(job_id=job.id, worker="w2")
+    new = services.job_claim(job_id=job.id, worker="w2")
     with pytest.raises(services.StaleClaim):
-        services.job_succeed(job_id=job.id, attempt=1, result=services.JobResult(text="old"))
-    services.job_succeed(job_id=job.id, attempt=2, result=services.JobResult(text="new"))
+        services.job_succeed(
+            job_id=job.id, claim=old.claim_token, result=services.JobResult(text="old")
+        )
+    services.job_succeed(
+        job_id=job.id, claim=new.claim_token, result=services.JobResult(text="new")
+    )
     job.refresh_from_db()
     assert (job.status, job.result_text, job.worker) == (JobStatus.DONE, "new", "w2")
 
@@ -49,8 +55,8 @@ def test_a_stale_attempt_cannot_finish_the_job():
 def test_failure_retries_until_attempts_run_out(settings):
     job = new_job()
     for attempt in range(1, job.max_attempts + 1):
-        services.job_claim(job_id=job.id, worker="w")
-        retried = services.job_fail(job_id=job.id, attempt=attempt, error=f"boom {attempt}")
+        claim = services.job_claim(job_id=job.id, worker="w").claim_token
+        retried = services.job_fail(job_id=job.id, claim=claim, error=f"boom {attempt}")
         assert retried == (attempt < job.max_attempts)
         OcrJob.objects.filter(id=job.id).update(run_after=None)  # skip the backoff
     job.refresh_from_db()
@@ -60,8 +66,8 @@ def test_failure_retries_until_attempts_run_out(settings):
 
 def test_permanent_failure_is_not_retried():
     job = new_job()
-    services.job_claim(job_id=job.id, worker="w")
-    assert services.job_fail(job_id=job.id, attempt=1, error="bad pdf", retry=False) is False
+    claim = services.job_claim(job_id=job.id, worker="w").claim_token
+    assert services.job_fail(job_id=job.id, claim=claim, error="bad pdf", retry=False) is False
     assert OcrJob.objects.get(id=job.id).status == JobStatus.FAILED
 
 

@@ -176,7 +176,7 @@ def test_finishing_a_job_notifies_its_channel():
     claimed = services.job_claim(job_id=job.id, worker="test")
     with psycopg.connect(waiting.listener_conninfo(), autocommit=True) as listener:
         listener.execute(f'LISTEN "{services.finished_channel()}"')
-        services.job_succeed(job_id=job.id, attempt=claimed.attempts, result=services.JobResult())
+        services.job_succeed(job_id=job.id, claim=claimed.claim_token, result=services.JobResult())
         notes = list(listener.notifies(timeout=10, stop_after=1))
     assert [n.payload for n in notes] == [str(job.id)]
 
