@@ -47,18 +47,20 @@ class Options:
     settle_s: float = 0.5  # between phases: let a restarted worker take its place
     start_timeout_s: float = 90.0  # workers' first job
     deadline_s: float = 60.0  # after the fault: unfinished jobs are "stuck"
-    relay_queued_stale_s: float = 10.0
+    relay_queued_stale_s: float | None = None  # None: the default (2 x the lease)
 
     def worker_env(self, prefix: str) -> dict[str, str]:
-        return {
+        """The workers' settings: the scaled-down lease; the relay at its own defaults
+        (interval, grace, resend after 2 x the lease), as a user runs it."""
+        env = {
             "OCRLAB_QUEUE_PREFIX": prefix,
             "JOB_LEASE_S": f"{self.lease_s:g}",
             "JOB_MAX_ATTEMPTS": "3",
-            "RELAY_INTERVAL_S": "0.5",
-            "RELAY_PENDING_GRACE_S": "1",
-            "RELAY_QUEUED_STALE_S": f"{self.relay_queued_stale_s:g}",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.relay_queued_stale_s is not None:
+            env["RELAY_QUEUED_STALE_S"] = f"{self.relay_queued_stale_s:g}"
+        return env
 
 
 def retry_db(func, *, timeout_s: float = 60.0):

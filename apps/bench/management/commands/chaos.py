@@ -86,8 +86,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--relay-stale",
             type=float,
-            default=10.0,
-            help="RELAY_QUEUED_STALE_S of the workers: QUEUED jobs older than this are resent",
+            default=None,
+            help="RELAY_QUEUED_STALE_S of the workers (default: the setting's own, 2 x the lease)",
         )
         parser.add_argument("--out", help="output directory (default results/<timestamp>)")
 
