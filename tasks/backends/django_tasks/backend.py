@@ -20,55 +20,24 @@ process_job claims) is stored FAILED and never run again by db_worker: the job i
 QUEUED or RUNNING, and the relay sends it again (RELAY_QUEUED_STALE_S, or the lease).
 """
 
-import sys
-from uuid import UUID
-
-from django.conf import settings
 from django.db import DatabaseError
 from django.tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from tasks.backends.base import (
-    COMMAND_STOP_GRACE_S,
-    Backend,
-    BackendUnavailable,
-    WorkerCommand,
-    queue_name,
-)
+from tasks.backends.base import BackendUnavailable
 from tasks.backends.django_tasks.task import process_job
-from tasks.backends.services import Postgres, Service
+from tasks.backends.table_tasks import TableTaskBackend
 
 PACKAGES = ("django-tasks-db",)
-SLOTS_MODULE = "tasks.slots"  # one db_worker process per job slot
 WORKER_MODULE = "tasks.backends.django_tasks.worker"  # by name: never imported here
-STOP_MARGIN_S = 10.0  # runworker waits this beyond a slot's own stop timeout
 
 
-class DjangoTasksBackend(Backend):
+class DjangoTasksBackend(TableTaskBackend):
     """Enqueue `process_job(job_id)` on this alias's task backend; run db_worker."""
 
-    supports_publish_raw = True  # the task's argument: any text
     client_packages = PACKAGES
-
-    def services(self) -> tuple[Service, ...]:
-        return (Postgres(),)
-
-    def broker_service(self) -> Service | None:
-        """None: the lab's own database holds the task rows; its restart is the
-        PostgreSQL fault, not a broker fault."""
-        return None
-
-    def publish_raw(self, payload: bytes) -> None:
-        """A task whose argument is `payload` as text (poison: it names no job)."""
-        self._enqueue(payload.decode("utf-8", errors="replace"))
-
-    @property
-    def queue(self) -> str:
-        return queue_name(self.alias)
-
-    def publish(self, job_id: UUID) -> None:
-        """One READY task row; a database error raises (the relay sends it later)."""
-        self._enqueue(str(job_id))
+    worker_module = WORKER_MODULE
+    worker_label = "db_worker"
 
     def _enqueue(self, argument: str) -> None:
         try:
@@ -81,18 +50,3 @@ class DjangoTasksBackend(Backend):
         DBTaskResult.objects.filter(
             backend_name=self.alias, queue_name=self.queue, status=TaskResultStatus.READY
         ).delete()
-
-    def worker_command(self, count: int) -> WorkerCommand:
-        """`count` db_worker processes (one job each), kept alive by tasks.slots."""
-        stop_timeout_s = settings.JOB_TIME_LIMIT_S + COMMAND_STOP_GRACE_S
-        argv = [
-            *(sys.executable, "-m", SLOTS_MODULE, "--count", str(count)),
-            *("--name", f"db_worker[{self.alias}]", "--stop-timeout", str(stop_timeout_s)),
-            *("--", sys.executable, "-m", WORKER_MODULE),
-        ]
-        return WorkerCommand(
-            f"django-tasks[{self.alias}]",
-            argv,
-            env=self.worker_env(),
-            stop_timeout_s=stop_timeout_s + STOP_MARGIN_S,
-        )

@@ -21,55 +21,24 @@ lease brings the job back first (the OcrJob's lease runs out, the relay defers i
 again); the guarded services skip whichever copy comes second.
 """
 
-import sys
-from uuid import UUID
-
-from django.conf import settings
 from django.db import connection
 from procrastinate import exceptions as procrastinate_errors
 from procrastinate.contrib.django import app
 
-from tasks.backends.base import (
-    COMMAND_STOP_GRACE_S,
-    Backend,
-    BackendUnavailable,
-    WorkerCommand,
-    queue_name,
-)
-from tasks.backends.services import Postgres, Service
+from tasks.backends.base import BackendUnavailable
+from tasks.backends.table_tasks import TableTaskBackend
 
 TASK_NAME = "ocrlab.process_job"
 PACKAGES = ("procrastinate",)
-SLOTS_MODULE = "tasks.slots"  # one worker process per job slot
 WORKER_MODULE = "tasks.backends.procrastinate.worker"  # by name: never imported here
-STOP_MARGIN_S = 10.0  # runworker waits this beyond a slot's own stop timeout
 
 
-class ProcrastinateBackend(Backend):
+class ProcrastinateBackend(TableTaskBackend):
     """Defer `ocrlab.process_job(job_id=...)` on this alias's queue; run its workers."""
 
-    supports_publish_raw = True  # the task's argument: any text
     client_packages = PACKAGES
-
-    def services(self) -> tuple[Service, ...]:
-        return (Postgres(),)
-
-    def broker_service(self) -> Service | None:
-        """None: the lab's own database holds the task rows; its restart is the
-        PostgreSQL fault, not a broker fault."""
-        return None
-
-    def publish_raw(self, payload: bytes) -> None:
-        """A task whose argument is `payload` as text (poison: it names no job)."""
-        self._enqueue(payload.decode("utf-8", errors="replace"))
-
-    @property
-    def queue(self) -> str:
-        return queue_name(self.alias)
-
-    def publish(self, job_id: UUID) -> None:
-        """One `todo` job row (procrastinate's trigger NOTIFYs the workers)."""
-        self._enqueue(str(job_id))
+    worker_module = WORKER_MODULE
+    worker_label = "procrastinate"
 
     def _enqueue(self, argument: str) -> None:
         try:
@@ -84,18 +53,3 @@ class ProcrastinateBackend(Backend):
                 "DELETE FROM procrastinate_jobs WHERE queue_name = %s AND status = 'todo'",
                 [self.queue],
             )
-
-    def worker_command(self, count: int) -> WorkerCommand:
-        """`count` procrastinate workers of one job each, kept alive by tasks.slots."""
-        stop_timeout_s = settings.JOB_TIME_LIMIT_S + COMMAND_STOP_GRACE_S
-        argv = [
-            *(sys.executable, "-m", SLOTS_MODULE, "--count", str(count)),
-            *("--name", f"procrastinate[{self.alias}]", "--stop-timeout", str(stop_timeout_s)),
-            *("--", sys.executable, "-m", WORKER_MODULE),
-        ]
-        return WorkerCommand(
-            f"procrastinate[{self.alias}]",
-            argv,
-            env=self.worker_env(),
-            stop_timeout_s=stop_timeout_s + STOP_MARGIN_S,
-        )
