@@ -49,6 +49,10 @@ class ProcrastinateBackend(Backend):
     """Defer `ocrlab.process_job(job_id=...)` on this alias's queue; run its workers."""
 
     supports_publish_raw = True  # the task's argument: any text
+    raw_note = (
+        "not measured: the queue is a table of task rows in this database that only the "
+        "library's own worker claims; a raw consumer (or a noop task on a raw queue) is not built"
+    )
     client_packages = PACKAGES
 
     def services(self) -> tuple[Service, ...]:
