@@ -4,8 +4,10 @@
     .venv/bin/python -m tasks.raw_consume ALIAS [--max-s 300]
 
 It prints `ready` once its consumer is open, then `<acked> <unix time of the last ack>`
-whenever its count changed (at most every REPORT_EVERY_S, and at once when idle), and stops
-on SIGTERM, when its stdin closes (the bench is gone) or after --max-s seconds. Like wsgi.py,
+whenever its count changed (at most every REPORT_EVERY_S, and at once when idle). A line
+`pause` on stdin holds it (it prints `paused`; a message received meanwhile is acked after
+`go`), `go` lets it run again: so the bench can queue a backlog first. It stops on SIGTERM,
+when its stdin closes (the bench is gone) or after --max-s seconds. Like wsgi.py,
 this module sets Django up at import.
 """
 
@@ -44,7 +46,28 @@ class Counter:
             self.reported, self.reported_at = self.acked, now
 
 
-def consume(alias: str, max_s: float, stop: threading.Event) -> None:
+class Gate:
+    """Open unless the bench said `pause`; `stop` opens it for good."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop, self.running = stop, threading.Event()
+        self.running.set()
+
+    def follow(self, stream) -> None:
+        for line in stream:
+            if line.strip() == "pause":
+                self.running.clear()
+                print("paused", flush=True)
+            elif line.strip() == "go":
+                self.running.set()
+        self.stop.set()  # stdin closed: the bench is gone
+        self.running.set()
+
+    def wait(self) -> None:
+        self.running.wait()
+
+
+def consume(alias: str, max_s: float, stop: threading.Event, gate: Gate) -> None:
     """Receive and ack until `stop` or `max_s`."""
     queue = get_backend(alias).raw_queue()
     if queue is None:
@@ -54,7 +77,9 @@ def consume(alias: str, max_s: float, stop: threading.Event) -> None:
     counter, deadline = Counter(), time.monotonic() + max_s
     try:
         while not stop.is_set() and time.monotonic() < deadline:
+            gate.wait()
             message = consumer.receive(RECEIVE_S)
+            gate.wait()
             if message is not None:
                 consumer.ack(message)
                 counter.ack()
@@ -64,20 +89,16 @@ def consume(alias: str, max_s: float, stop: threading.Event) -> None:
         queue.close()
 
 
-def _watch_stdin(stop: threading.Event) -> None:
-    sys.stdin.read()
-    stop.set()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("alias")
     parser.add_argument("--max-s", type=float, default=300.0)
     args = parser.parse_args()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    threading.Thread(target=_watch_stdin, args=(stop,), daemon=True).start()
-    consume(args.alias, args.max_s, stop)
+    gate = Gate(stop)
+    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), gate.running.set()))
+    threading.Thread(target=gate.follow, args=(sys.stdin,), daemon=True).start()
+    consume(args.alias, args.max_s, stop, gate)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ SYSTEM = ("workers", "broker", "postgres")  # what the queue costs; the rest is 
 INSTRUMENT = ("bench", "loadgen")
 TITLE = "## What the queue costs vs what the lab costs"
 CSV_COLUMNS = (
-    "cell_id", "alias", "workers", "status", "raw_msgs_per_s", "publish_per_s",
+    "cell_id", "alias", "workers", "status", "raw_msgs_per_s", "round_trip_per_s",
+    "publish_per_s",
     "cpu_ms_workers", "cpu_ms_broker", "cpu_ms_postgres", "cpu_ms_system",
     "cpu_ms_instrument", "instrument_share", "lifecycle_jobs_per_s",
     "lifecycle_cpu_ms_per_job", "note",
@@ -38,6 +39,7 @@ def _flat(row: dict, life: dict) -> dict:
         "workers": row["workers"],
         "status": row["status"],
         "raw_msgs_per_s": m.get("msgs_per_s"),
+        "round_trip_per_s": m.get("round_trip_per_s"),
         "publish_per_s": m.get("publish_per_s"),
         **{f"cpu_ms_{c}": per.get(c) for c in SYSTEM},
         "cpu_ms_system": sum(per.get(c, 0.0) for c in SYSTEM) if ok else None,
@@ -57,9 +59,9 @@ def markdown(flat: list[dict], *, command: str, lifecycle_source: str = "") -> l
     """The section: a table, then one sentence per measured alias at its largest W."""
     lines = [TITLE, "", f"Command: `{command}`", ""]
     lines += [
-        "| alias | W | raw msgs/s | publish/s | CPU-ms/msg workers | broker | postgres "
-        "| system | instrument | lifecycle jobs/s | lifecycle CPU-ms/job | note |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        "| alias | W | raw msgs/s | round trip/s | publish/s | CPU-ms/msg workers | broker "
+        "| postgres | system | instrument | lifecycle jobs/s | lifecycle CPU-ms/job | note |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|",
     ]
     lines += [_line(r) for r in flat]
     lines += ["", *_legend(lifecycle_source), "", *_sentences(flat)]
@@ -71,6 +73,7 @@ def _line(r: dict) -> str:
         r["alias"],
         str(r["workers"]),
         _num(r["raw_msgs_per_s"]),
+        _num(r["round_trip_per_s"]),
         _num(r["publish_per_s"]),
         *(_num(r[f"cpu_ms_{c}"], 2) for c in SYSTEM),
         _num(r["cpu_ms_system"], 2),
@@ -85,13 +88,15 @@ def _line(r: dict) -> str:
 def _legend(source: str) -> list[str]:
     life = f"the pickup cells of {source}" if source else "pickup cells (none in this run)"
     return [
-        "raw msgs/s: N noop messages published at once by the bench, divided by the time "
-        "from the first publish to the last ack (W consumer processes, `tasks/raw_consume.py`, "
-        "on `Backend.raw_queue()`; no job rows, no API). publish/s: the bench's publish loop "
-        "alone (one message at a time through the backend's client: a ceiling on msgs/s). "
-        "CPU-ms per message by component over the same window; system = workers + broker + "
-        "postgres (PostgreSQL and the brokers are shared: their figure includes whatever else "
-        "used them); instrument = the publishing bench process.",
+        "raw msgs/s: the drain rate of N noop messages queued while the W consumer processes "
+        "(`tasks/raw_consume.py` on `Backend.raw_queue()`; no job rows, no API) were paused: "
+        "N / (last ack - go). round trip/s: N / (last ack - first publish), publishing "
+        "included. publish/s: the bench's publish loop alone (one message at a time through "
+        "the backend's client, as the lab publishes). CPU-ms per message by component over "
+        "publish and drain; system = workers + broker + postgres (PostgreSQL and the brokers "
+        "are shared: their figure includes whatever else used them); instrument = the "
+        "publishing bench process. One run per cell on a shared 2-core machine: no verdict "
+        "between close figures.",
         f"lifecycle: noop jobs through job rows, the capacity burst's jobs/s and the cell's "
         f"system CPU-ms per job (without the instrument), medians over repeats, from {life}.",
     ]

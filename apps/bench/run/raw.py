@@ -1,11 +1,15 @@
 """The raw family: what each queue costs by itself, without job rows or the API.
 
 For every alias and W consumer processes (tasks/raw_consume.py, each a consumer of the
-alias's raw queue: `Backend.raw_queue()`), the bench publishes N noop messages at once
-and times until the last one is acked: msgs/s = N / (last ack - first publish). The CPU
-window spans the same interval; the consumers are `workers`, the publisher is `bench`
-(the instrument), the brokers and PostgreSQL are found by process name. An alias without
-a raw queue gets a "not measured" row with its backend's reason (`raw_note`).
+alias's raw queue: `Backend.raw_queue()`), warmed up, then paused: the bench publishes N
+noop messages (publish/s: one at a time through the backend's client, the same way the
+lab publishes), lets the consumers go and times until the last one is acked:
+msgs/s = N / (last ack - go), the queue's drain rate, not bounded by the publisher; the
+round trip rate N / (last ack - first publish) is kept too. The CPU window spans publish
+and drain, so CPU-ms per message is a whole round trip; the consumers are `workers`, the
+publisher is `bench` (the instrument), the brokers and PostgreSQL are found by name.
+An alias without a raw queue gets a "not measured" row with its backend's reason
+(`raw_note`).
 """
 
 from __future__ import annotations
@@ -134,24 +138,40 @@ def _warm_up(queue: RawQueue, board: AckBoard, workers: int, params: RawParams) 
 
 
 def _burst(queue: RawQueue, board: AckBoard, procs: list, params: RawParams) -> dict:
+    """Pause the consumers, publish N, let them go; rates and CPU (module docstring)."""
+    _tell(procs, "pause")
+    if not board.wait_paused(len(procs), params.ready_timeout_s):
+        raise TimeoutError("consumers did not pause")
     target = board.total() + params.messages
     with CpuWindow(roots={p.pid: "workers" for p in procs}) as window:
         started = time.time()
         for _ in range(params.messages):
             queue.publish()
-        published = time.time()
+        went = time.time()
+        _tell(procs, "go")
         done = board.wait_total(target, params.drain_timeout_s)
     if not done:
         raise TimeoutError(f"{target - board.total()} messages not acked in time")
-    elapsed = board.last_ack() - started
     metrics = window.metrics(jobs=params.messages)
-    metrics.update(
-        messages=params.messages,
-        msgs_per_s=params.messages / elapsed if elapsed > 0 else None,
-        publish_per_s=params.messages / (published - started) if published > started else None,
-        elapsed_s=elapsed,
-    )
+    metrics.update(messages=params.messages, **_rates(params.messages, started, went, board))
     return metrics
+
+
+def _rates(count: int, started: float, went: float, board: AckBoard) -> dict:
+    last = board.last_ack()
+    return {
+        "msgs_per_s": count / (last - went) if last > went else None,
+        "round_trip_per_s": count / (last - started) if last > started else None,
+        "publish_per_s": count / (went - started) if went > started else None,
+        "drain_s": last - went,
+    }
+
+
+def _tell(procs: list[subprocess.Popen], word: str) -> None:
+    for proc in procs:
+        if proc.stdin:
+            proc.stdin.write(word + "\n")
+            proc.stdin.flush()
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -171,7 +191,7 @@ class AckBoard:
     """What the consumers report on stdout: ready, acks and the time of the last ack."""
 
     def __init__(self):
-        self.ready = 0
+        self.ready = self.paused = 0
         self.acked: dict[int, int] = {}
         self.last: dict[int, float] = {}
         self.cond = threading.Condition()
@@ -189,6 +209,8 @@ class AckBoard:
     def _take(self, index: int, words: list[str]) -> None:
         if words == ["ready"]:
             self.ready += 1
+        elif words == ["paused"]:
+            self.paused += 1
         elif len(words) == 2:
             self.acked[index], self.last[index] = int(words[0]), float(words[1])
 
@@ -207,6 +229,10 @@ class AckBoard:
     def wait_ready(self, count: int, timeout_s: float) -> bool:
         with self.cond:
             return self.cond.wait_for(lambda: self.ready >= count, timeout_s)
+
+    def wait_paused(self, count: int, timeout_s: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: self.paused >= count, timeout_s)
 
     def wait_total(self, count: int, timeout_s: float) -> bool:
         with self.cond:
