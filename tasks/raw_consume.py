@@ -60,7 +60,10 @@ class Gate:
                 print("paused", flush=True)
             elif line.strip() == "go":
                 self.running.set()
-        self.stop.set()  # stdin closed: the bench is gone
+        self.close()  # stdin closed: the bench is gone
+
+    def close(self) -> None:
+        self.stop.set()
         self.running.set()
 
     def wait(self) -> None:
@@ -96,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     stop = threading.Event()
     gate = Gate(stop)
-    signal.signal(signal.SIGTERM, lambda *_: (stop.set(), gate.running.set()))
+    signal.signal(signal.SIGTERM, lambda *_: gate.close())
     threading.Thread(target=gate.follow, args=(sys.stdin,), daemon=True).start()
     consume(args.alias, args.max_s, stop, gate)
 
