@@ -36,6 +36,7 @@ from tasks.backends.base import (
     WorkerCommand,
     queue_name,
 )
+from tasks.backends.procrastinate.raw import ProcrastinateRawQueue
 from tasks.backends.services import Postgres, Service
 
 TASK_NAME = "ocrlab.process_job"
@@ -49,10 +50,7 @@ class ProcrastinateBackend(Backend):
     """Defer `ocrlab.process_job(job_id=...)` on this alias's queue; run its workers."""
 
     supports_publish_raw = True  # the task's argument: any text
-    raw_note = (
-        "not measured: the queue is a table of task rows in this database that only the "
-        "library's own worker claims; a raw consumer (or a noop task on a raw queue) is not built"
-    )
+    raw_note = "task rows on `<prefix>.raw.<alias>`, fetched and finished with procrastinate's SQL"
     client_packages = PACKAGES
 
     def services(self) -> tuple[Service, ...]:
@@ -88,6 +86,11 @@ class ProcrastinateBackend(Backend):
                 "DELETE FROM procrastinate_jobs WHERE queue_name = %s AND status = 'todo'",
                 [self.queue],
             )
+
+    def raw_queue(self) -> ProcrastinateRawQueue:
+        """Task rows on `<QUEUE_PREFIX>.raw.<alias>`, consumed with procrastinate's own SQL
+        (procrastinate/raw.py), no task run."""
+        return ProcrastinateRawQueue(self)
 
     def worker_command(self, count: int) -> WorkerCommand:
         """`count` procrastinate workers of one job each, kept alive by tasks.slots."""
