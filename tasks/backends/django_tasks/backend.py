@@ -35,6 +35,7 @@ from tasks.backends.base import (
     WorkerCommand,
     queue_name,
 )
+from tasks.backends.django_tasks.raw import DjangoTasksRawQueue
 from tasks.backends.django_tasks.task import process_job
 from tasks.backends.services import Postgres, Service
 
@@ -48,10 +49,7 @@ class DjangoTasksBackend(Backend):
     """Enqueue `process_job(job_id)` on this alias's task backend; run db_worker."""
 
     supports_publish_raw = True  # the task's argument: any text
-    raw_note = (
-        "not measured: the queue is a table of task rows in this database that only the "
-        "library's own worker claims; a raw consumer (or a noop task on a raw queue) is not built"
-    )
+    raw_note = "task rows on `<prefix>.raw.<alias>`, claimed as db_worker does (SKIP LOCKED, poll)"
     client_packages = PACKAGES
 
     def services(self) -> tuple[Service, ...]:
@@ -85,6 +83,11 @@ class DjangoTasksBackend(Backend):
         DBTaskResult.objects.filter(
             backend_name=self.alias, queue_name=self.queue, status=TaskResultStatus.READY
         ).delete()
+
+    def raw_queue(self) -> DjangoTasksRawQueue:
+        """Task rows on `<QUEUE_PREFIX>.raw.<alias>`, claimed and marked done as db_worker
+        does, no task run (django_tasks/raw.py)."""
+        return DjangoTasksRawQueue(self.alias)
 
     def worker_command(self, count: int) -> WorkerCommand:
         """`count` db_worker processes (one job each), kept alive by tasks.slots."""
