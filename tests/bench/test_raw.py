@@ -1,5 +1,5 @@
 """The raw family: noop messages through a backend's own client, no job rows, on real
-services (`redis`, and `dramatiq-redis` for a framework), and its table (pure)."""
+services (`redis`; `dramatiq-redis` and `procrastinate` for frameworks), and its table (pure)."""
 
 import csv
 import json
@@ -16,7 +16,7 @@ from tests.conftest import test_database_url
 
 TINY = RawParams(messages=30, workers=(2,), ready_timeout_s=20, warmup_timeout_s=20,
                  drain_timeout_s=20, consumer_max_s=60)  # fmt: skip
-ALIASES = ("redis", "dramatiq-redis")
+ALIASES = ("redis", "dramatiq-redis", "procrastinate")
 
 
 def _raw_row(alias="redis", workers=1, rate=1000.0, status="ok"):
