@@ -12,7 +12,7 @@ from apps.bench.report.raw_table import markdown, table_rows, write
 from apps.bench.run.burst import burst_rows
 from apps.bench.run.raw import RawParams, lifecycle_by_cell, run_raw_family
 from tasks.backends.base import Backend
-from tests.conftest import test_database_url
+from tests import conftest
 
 TINY = RawParams(messages=30, workers=(2,), ready_timeout_s=20, warmup_timeout_s=20,
                  drain_timeout_s=20, consumer_max_s=60)  # fmt: skip
@@ -79,7 +79,7 @@ def test_burst_rows_read_the_burst_tag():
 @pytest.mark.parametrize("alias", ALIASES)
 @pytest.mark.django_db(transaction=True)
 def test_raw_round_trip_on_real_services(alias, tmp_path):
-    env = {**os.environ, "DATABASE_URL": test_database_url()}
+    env = {**os.environ, "DATABASE_URL": conftest.test_database_url()}
     (row,) = run_raw_family(aliases=[alias], params=TINY, env=env, log_dir=tmp_path)
     assert (row["alias"], row["workers"], row["status"]) == (alias, 2, "ok"), row["note"]
     m = row["metrics"]
