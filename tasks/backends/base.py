@@ -18,6 +18,8 @@ registry), never a switch on its alias, class name or URL scheme:
   `supports_publish_raw`.
 - `worker_command(count)`: a framework's own worker command, or None for the one consume
   loop; every worker process learns its alias from WORKER_BACKEND_ENV (`worker_env()`).
+- `raw_queue()`: a queue of this backend's own kind that carries noop messages without
+  job rows (the bench's raw family: publish, receive, ack), or None with `raw_note` why.
 - capability flags (class attributes, defaults below): `row_is_message`,
   `supports_publish_raw`; `client_packages` names the client libraries it runs on.
 
@@ -27,6 +29,7 @@ keeps working.
 
 import importlib
 import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -95,6 +98,60 @@ class WorkerCommand:
     stop_timeout_s: float = 60.0  # warm shutdown: the current jobs finish within this
 
 
+# A raw queue's twin alias: `raw.<alias>` (a framework's queue: `<QUEUE_PREFIX>.raw.<alias>`).
+RAW_ALIAS_PREFIX = "raw."
+
+
+class RawQueue(Protocol):
+    """Noop messages through a backend's own client, no job rows (the bench's raw family):
+    the bench publishes, consumer processes receive and ack (tasks/raw_consume.py)."""
+
+    def prepare(self) -> None:
+        """Make the queue exist and empty (in the publishing process)."""
+        ...
+
+    def publish(self) -> None:
+        """Send one noop message."""
+        ...
+
+    def open_consumer(self, name: str) -> Consumer:
+        """In a consumer process: receive and ack (never nack or handle a job)."""
+        ...
+
+    def purge(self) -> None:
+        """Drop what is left (and any scratch structure the queue made)."""
+        ...
+
+    def close(self) -> None:
+        """Release this process's connections."""
+        ...
+
+
+class TwinRawQueue:
+    """A raw queue for a backend whose queue is named after its alias: the same class under
+    alias `raw.<alias>` (its own stream, topic or queue), published with `publish(uuid)`.
+    A plain adapter consumes it with its own Consumer; a framework overrides
+    `open_consumer` with a client-level consumer (its worker would run the job)."""
+
+    def __init__(self, backend: "Backend"):
+        self.twin = type(backend)(RAW_ALIAS_PREFIX + backend.alias, backend.options)
+
+    def prepare(self) -> None:
+        self.twin.purge()
+
+    def publish(self) -> None:
+        self.twin.publish(uuid.uuid4())
+
+    def open_consumer(self, name: str) -> Consumer:
+        return self.twin.open_consumer(name)
+
+    def purge(self) -> None:
+        self.twin.purge()
+
+    def close(self) -> None:
+        self.twin.close()
+
+
 class BackendUnavailable(RuntimeError):
     """The broker cannot be reached, or its client library is not installed."""
 
@@ -111,6 +168,8 @@ class Backend:
     supports_publish_raw: bool = False
     # The client libraries this backend runs on (pip names; the bench records versions).
     client_packages: tuple[str, ...] = ()
+    # What `raw_queue()` measures, or why it is None (the raw family's report says it).
+    raw_note: str = "not measured: this backend has no raw queue (Backend.raw_queue)"
 
     def __init__(self, alias: str, options: dict | None = None):
         self.alias = alias
@@ -158,6 +217,11 @@ class Backend:
     def worker_command(self, count: int) -> WorkerCommand | None:
         """A framework's worker command serving `count` jobs at a time, or None for a
         plain adapter (runworker then runs `count` processes of the one consume loop)."""
+        return None
+
+    def raw_queue(self) -> RawQueue | None:
+        """A queue of this backend's kind for noop messages without job rows (the bench's
+        raw family), or None when it has none (`raw_note` says why)."""
         return None
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from django.db import DatabaseError, connection
 from apps.jobs import services
 from apps.jobs.models import READY, OcrJob
 from tasks.backends.base import Backend, Message
+from tasks.backends.raw_table import TableRawQueue
 from tasks.backends.services import Postgres, Service
 from tasks.backends.timers import RedeliveryTimer, Tuning
 
@@ -30,6 +31,7 @@ class DatabaseBackend(Backend):
     row_is_message = True
     supports_publish_raw = True  # a NOTIFY payload: any text
     client_packages = ("psycopg",)
+    raw_note = "scratch table `bench_raw_queue` (SKIP LOCKED claim, DELETE ack, NOTIFY)"
 
     @property
     def channel(self) -> str:
@@ -63,6 +65,11 @@ class DatabaseBackend(Backend):
 
     def purge(self) -> None:
         OcrJob.objects.filter(backend=self.alias, status__in=READY).delete()
+
+    def raw_queue(self) -> TableRawQueue:
+        """The same table-queue design on a scratch table: the job row is this queue's
+        message, so its raw twin needs a table of its own (tasks/backends/raw_table.py)."""
+        return TableRawQueue(self.channel)
 
     def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
         """The lease: past it the relay puts a RUNNING job back; renewal keeps it alive."""

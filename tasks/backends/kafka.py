@@ -54,7 +54,7 @@ from uuid import UUID
 from django.conf import settings
 
 from tasks.backends import kafka_group as kg
-from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
+from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, TwinRawQueue, require
 from tasks.backends.services import Kafka, Service
 from tasks.backends.timers import RedeliveryTimer, Tuning
 
@@ -78,6 +78,7 @@ DEBUG = os.environ.get("OCRLAB_KAFKA_DEBUG", "")  # librdkafka contexts, e.g. "c
 class KafkaBackend(Backend):
     supports_publish_raw = True
     client_packages = ("confluent-kafka",)
+    raw_note = "topic `<prefix>-jobs-raw.<alias>`, the lab's TopicConsumer (poll, commit)"
 
     def __init__(self, alias: str, options: dict | None = None):
         super().__init__(alias, options)
@@ -229,6 +230,10 @@ class KafkaBackend(Backend):
                 self.options.get("max_poll_interval_ms", lab_max_poll_interval_ms())
             ),
         }
+
+    def raw_queue(self) -> TwinRawQueue:
+        """A topic and group of their own (`raw.<alias>`), read by the same TopicConsumer."""
+        return TwinRawQueue(self)
 
     def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
         """librdkafka's max.poll.interval.ms: a consumer that does not poll this long

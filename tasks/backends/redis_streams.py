@@ -32,7 +32,7 @@ from uuid import UUID
 
 from django.conf import settings
 
-from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, require
+from tasks.backends.base import POLL_S, Backend, BackendUnavailable, Message, TwinRawQueue, require
 from tasks.backends.services import Redis, Service
 from tasks.backends.timers import RedeliveryTimer, Tuning
 
@@ -53,6 +53,7 @@ DEAD_LETTERED: Counter[str] = Counter()
 class RedisStreamsBackend(Backend):
     supports_publish_raw = True
     client_packages = ("redis",)
+    raw_note = "stream `<prefix>:jobs:raw.<alias>`, the lab's StreamWorker (XREADGROUP, XACK)"
 
     def __init__(self, alias: str, options: dict | None = None):
         super().__init__(alias, options)
@@ -136,6 +137,10 @@ class RedisStreamsBackend(Backend):
         """Delete the stream (and with it the group and its pending entries)."""
         self.client.delete(self.stream, self.dead_stream)
         self._group_ready = False
+
+    def raw_queue(self) -> TwinRawQueue:
+        """A stream of its own (`raw.<alias>`), read and acked by the same StreamWorker."""
+        return TwinRawQueue(self)
 
     def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
         """XAUTOCLAIM's min-idle time; the lab refreshes a running job's entry."""

@@ -52,6 +52,8 @@ def test_tiny_bench_end_to_end(subprocess_env, settings, tmp_path):
     assert "## Successes and errors" in report and "| api:db | 1 |" in report
     for name in ("cells.csv", "jobs.csv", "cells.json", "index.html"):  # no OCR: no plot
         assert (tmp_path / "run" / name).is_file()
+    jobs_csv = (tmp_path / "run" / "jobs.csv").read_text().splitlines()
+    assert sum(1 for line in jobs_csv if line.endswith(",1")) == 20  # the burst's rows, marked
     run = BenchRun.objects.get()
     assert run.status == "done" and run.cell_count == 1 and run.report_path.endswith("report.md")
     assert "[1/1] api-db-noop-w1-u2x3-r1" in progress.getvalue()

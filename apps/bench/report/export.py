@@ -49,6 +49,7 @@ JOB_COLUMNS = [
     "service_s",
     "total_s",
     "error",
+    "burst",
 ]
 
 
@@ -114,7 +115,7 @@ def stability_section(previous_dir: Path, decision: dict) -> list[str]:
 
 
 def _no_jobs(result: dict) -> dict:
-    return {k: v for k, v in result.items() if k != "jobs"}
+    return {k: v for k, v in result.items() if k not in ("jobs", "burst_jobs")}
 
 
 def _dump(path: Path, data: object) -> None:
@@ -161,6 +162,11 @@ def write_jobs_csv(path: Path, results: list[dict]) -> None:
             for job in r.get("jobs", []):
                 writer.writerow(
                     {"cell_id": r["cell_id"], "tag": r.get("tag", ""), **job, **_durations(job)}
+                )
+            for job in r.get("burst_jobs", []):  # the capacity burst: tag `<tag>-burst`
+                tag = f"{r.get('tag', '')}-burst"
+                writer.writerow(
+                    {"cell_id": r["cell_id"], "tag": tag, **job, **_durations(job), "burst": 1}
                 )
 
 

@@ -42,6 +42,20 @@ def run_burst(
     return metrics
 
 
+def burst_rows(tag: str) -> list[dict]:
+    """The burst's job rows (jobs.csv: their own tag `<tag>-burst`), times as seconds."""
+    fields = ("id", "status", "attempts", "created_at", "queued_at", "started_at", "finished_at")
+    rows = OcrJob.objects.filter(run_tag=burst_tag(tag)).order_by("created_at").values(*fields)
+    return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+
+def _plain(value):
+    """A row value for JSON and CSV: datetimes as seconds, ids as text."""
+    if hasattr(value, "timestamp"):
+        return value.timestamp()
+    return value if isinstance(value, str | int | float | type(None)) else str(value)
+
+
 def _insert(version: str, backend: str, label: str, count: int, document: str) -> list[OcrJob]:
     """`count` PENDING noop rows in one statement (the `db` workers may take them at once)."""
     rows = (

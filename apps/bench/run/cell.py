@@ -22,7 +22,7 @@ from apps.bench.measure.cpu import CpuWindow, group_roots
 from apps.bench.measure.metrics import JobTimes, cell_metrics
 from apps.bench.plan.cells import CellSpec
 from apps.bench.run import processes, submit_cells
-from apps.bench.run.burst import burst_tag, run_burst
+from apps.bench.run.burst import burst_rows, burst_tag, run_burst
 from apps.jobs.models import FINISHED, OcrJob
 from apps.jobs.versions import API_VERSION, submit_path
 from apps.ops import checks, launch
@@ -134,6 +134,8 @@ def _measure(spec: CellSpec, tag: str, config: RunConfig) -> dict:
             group.stop()
     summary = _summarize(spec, rows, cell_dir, note, drained)
     summary["metrics"].update(burst)
+    if burst:
+        summary["burst_jobs"] = burst_rows(tag)
     summary["metrics"].update(window.metrics(jobs=len(rows)))
     return summary
 

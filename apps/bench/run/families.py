@@ -26,7 +26,7 @@ from apps.bench.measure import family_metrics as fm
 from apps.bench.measure.cpu import CpuWindow, group_roots
 from apps.bench.plan.cells import CellSpec
 from apps.bench.run import processes
-from apps.bench.run.burst import run_burst
+from apps.bench.run.burst import burst_rows, run_burst
 from apps.bench.run.cell import CellError, RunConfig, probe
 from apps.jobs import services
 from apps.jobs.models import FINISHED, OcrJob
@@ -226,7 +226,7 @@ def pickup_step(spec, tag, group, params: FamilyParams, config) -> dict:
         )
     )
     metrics.update(broker_rss_mb=broker_rss_mb(spec.backend), worker_rss_mb=worker_rss_mb(group))
-    return {"metrics": metrics, "jobs": rows}
+    return {"metrics": metrics, "jobs": rows, "burst_jobs": burst_rows(tag)}
 
 
 def mixed_step(spec, tag, group, params: FamilyParams, config) -> dict:

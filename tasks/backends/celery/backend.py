@@ -26,6 +26,7 @@ from tasks.backends.celery.app import (
     queue_name,
     services_of,
 )
+from tasks.backends.celery.raw import CeleryRawQueue
 from tasks.backends.services import Service
 from tasks.backends.timers import RedeliveryTimer, Tuning, rabbitmq_consumer_timeout
 
@@ -41,6 +42,7 @@ class CeleryBackend(Backend):
 
     supports_publish_raw = True
     client_packages = ("celery", "kombu")
+    raw_note = "Celery task messages, consumed and acked with kombu (no Celery worker)"
 
     def __init__(self, alias: str, options: dict | None = None):
         super().__init__(alias, options)
@@ -108,6 +110,10 @@ class CeleryBackend(Backend):
             env=self.worker_env(),
             stop_timeout_s=settings.JOB_TIME_LIMIT_S + HARD_LIMIT_MARGIN_S + COMMAND_STOP_GRACE_S,
         )
+
+    def raw_queue(self) -> CeleryRawQueue:
+        """Messages on `<QUEUE_PREFIX>.raw.<alias>`, consumed at client level (celery/raw.py)."""
+        return CeleryRawQueue(self)
 
     def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
         """RabbitMQ's consumer_timeout (broker-wide before 3.12) or, on Redis, the

@@ -21,10 +21,11 @@ QUEUED or RUNNING, and the relay sends it again (RELAY_QUEUED_STALE_S, or the le
 """
 
 from django.db import DatabaseError
-from django.tasks import TaskResultStatus
+from django.tasks import TaskResultStatus, task_backends
 from django_tasks_db.models import DBTaskResult
 
 from tasks.backends.base import BackendUnavailable
+from tasks.backends.django_tasks.raw import DjangoTasksRawQueue
 from tasks.backends.django_tasks.task import process_job
 from tasks.backends.table_tasks import TableTaskBackend
 
@@ -35,11 +36,15 @@ WORKER_MODULE = "tasks.backends.django_tasks.worker"  # by name: never imported 
 class DjangoTasksBackend(TableTaskBackend):
     """Enqueue `process_job(job_id)` on this alias's task backend; run db_worker."""
 
+    raw_note = "task rows on `<prefix>.raw.<alias>`, claimed as db_worker does (SKIP LOCKED, poll)"
     client_packages = PACKAGES
     worker_module = WORKER_MODULE
     worker_label = "db_worker"
 
     def _enqueue(self, argument: str) -> None:
+        # settings.TASKS fixed the valid queues at start-up; a process that changes its
+        # QUEUE_PREFIX later (the bench) still enqueues on the alias's queue of today.
+        task_backends[self.alias].queues.add(self.queue)
         try:
             process_job.using(backend=self.alias, queue_name=self.queue).enqueue(argument)
         except DatabaseError as exc:
@@ -50,3 +55,8 @@ class DjangoTasksBackend(TableTaskBackend):
         DBTaskResult.objects.filter(
             backend_name=self.alias, queue_name=self.queue, status=TaskResultStatus.READY
         ).delete()
+
+    def raw_queue(self) -> DjangoTasksRawQueue:
+        """Task rows on `<QUEUE_PREFIX>.raw.<alias>`, claimed and marked done as db_worker
+        does, no task run (django_tasks/raw.py)."""
+        return DjangoTasksRawQueue(self.alias)

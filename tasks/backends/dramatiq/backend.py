@@ -29,6 +29,7 @@ from tasks.backends.dramatiq.broker import (
     services_of,
     time_limit_s,
 )
+from tasks.backends.dramatiq.raw import DramatiqRawQueue
 from tasks.backends.services import Service
 from tasks.backends.timers import RedeliveryTimer, Tuning, rabbitmq_consumer_timeout
 
@@ -42,6 +43,7 @@ class DramatiqBackend(Backend):
 
     supports_publish_raw = True
     client_packages = ("dramatiq", "pika", "redis")
+    raw_note = "Dramatiq messages, consumed and acked with Broker.consume (no Dramatiq worker)"
 
     def __init__(self, alias: str, options: dict | None = None):
         super().__init__(alias, options)
@@ -109,6 +111,10 @@ class DramatiqBackend(Backend):
             "dramatiq_worker_timeout": str(POLL_MS),
         }
         return WorkerCommand(f"dramatiq[{self.alias}]", argv, env, stop_timeout_s + STOP_MARGIN_S)
+
+    def raw_queue(self) -> DramatiqRawQueue:
+        """Messages on `<QUEUE_PREFIX>.raw.<alias>`, consumed at client level (dramatiq/raw.py)."""
+        return DramatiqRawQueue(self)
 
     def redelivery_timer(self, *, scaled_s: float) -> RedeliveryTimer:
         """RabbitMQ's consumer_timeout, or Dramatiq's Redis heartbeat_timeout: past it

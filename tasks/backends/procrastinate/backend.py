@@ -26,6 +26,7 @@ from procrastinate import exceptions as procrastinate_errors
 from procrastinate.contrib.django import app
 
 from tasks.backends.base import BackendUnavailable
+from tasks.backends.procrastinate.raw import ProcrastinateRawQueue
 from tasks.backends.table_tasks import TableTaskBackend
 
 TASK_NAME = "ocrlab.process_job"
@@ -36,6 +37,7 @@ WORKER_MODULE = "tasks.backends.procrastinate.worker"  # by name: never imported
 class ProcrastinateBackend(TableTaskBackend):
     """Defer `ocrlab.process_job(job_id=...)` on this alias's queue; run its workers."""
 
+    raw_note = "task rows on `<prefix>.raw.<alias>`, fetched and finished with procrastinate's SQL"
     client_packages = PACKAGES
     worker_module = WORKER_MODULE
     worker_label = "procrastinate"
@@ -53,3 +55,8 @@ class ProcrastinateBackend(TableTaskBackend):
                 "DELETE FROM procrastinate_jobs WHERE queue_name = %s AND status = 'todo'",
                 [self.queue],
             )
+
+    def raw_queue(self) -> ProcrastinateRawQueue:
+        """Task rows on `<QUEUE_PREFIX>.raw.<alias>`, consumed with procrastinate's own SQL
+        (procrastinate/raw.py), no task run."""
+        return ProcrastinateRawQueue(self)

@@ -1,5 +1,6 @@
 """`python manage.py runbench [--quick]`: the benchmark matrix, written to results/<time>/."""
 
+import json
 import logging
 import os
 import shlex
@@ -35,7 +36,8 @@ from apps.bench.plan.defaults import (
     quick_plan,
 )
 from apps.bench.report import long_jobs as long_jobs_table
-from apps.bench.run import stray, submit_cells
+from apps.bench.report import raw_table
+from apps.bench.run import raw, stray, submit_cells
 from apps.bench.run.cell import RunConfig
 from apps.bench.run.families import FAMILIES, FULL, QUICK, TINY, FamilyParams
 from apps.bench.run.long_jobs import Params as LongJobsParams
@@ -127,13 +129,16 @@ class Command(BaseCommand):
         )
         add(
             "--family",
-            choices=["submit", "deadline", LONG_JOBS, network.FAMILY],
+            choices=["submit", "deadline", LONG_JOBS, network.FAMILY, raw.FAMILY],
             default=None,
             help="submit: POST capacity of V3-V6 and the aliases (noop, workers running); "
             "deadline: N = 16..128 OCR jobs at once per target and W, where the 60 s deadline "
             "bites (--versions, --workers; default V2-V6 at W = 1, 2); "
             "long-jobs: only the long-jobs family (every alias, or --backends); "
-            "network: pickup and capacity vs RTT across hosts (network namespaces; root)",
+            "network: pickup and capacity vs RTT across hosts (network namespaces; root); "
+            "raw: noop messages through each backend's own client, no job rows (--backends, "
+            "--workers, --burst-jobs = messages per cell; --previous: lifecycle columns from "
+            "that run's pickup cells)",
         )
         add("--rtts", default="0,1,10", help="--family network: RTTs in ms")
         add("--submit-users", default="64,256", help="--family submit: concurrent users")
@@ -164,6 +169,8 @@ class Command(BaseCommand):
             return self._long_jobs_only(opts)
         if opts["family"] == network.FAMILY:
             return self._network(opts)
+        if opts["family"] == raw.FAMILY:
+            return self._raw_only(opts)
         cells = with_engine(self._cells(opts), opts["engine_mode"])
         families = _family_params(opts)
         if opts["dry_run"] or opts["plan"]:
@@ -220,6 +227,36 @@ class Command(BaseCommand):
         rows = run_long_jobs(out_dir=config.out_dir, aliases=aliases, params=params)
         command = shlex.join(["manage.py", *sys.argv[1:]])
         path = long_jobs_table.write(rows, config.out_dir, command=command, params=asdict(params))
+        self.stdout.write(path.read_text())
+        self.stdout.write(f"report: {path}")
+
+    def _raw_only(self, opts) -> None:
+        """`--family raw`: the raw table alone, in results/<timestamp>-raw/."""
+        aliases = _long_jobs_aliases(opts)
+        params = _raw_params(opts)
+        if opts["dry_run"] or opts["plan"]:
+            self.stdout.write("\n".join(raw.plan_lines(aliases, params)))
+            return
+        config = self._config(opts)
+        out_dir = config.out_dir.with_name(config.out_dir.name + "-raw")
+        signal.signal(signal.SIGTERM, _interrupt)
+        rows = raw.run_raw_family(
+            aliases=aliases,
+            params=params,
+            env=config.env,
+            log_dir=out_dir / "logs",
+            on_row=lambda row: self.stderr.write(f"{row['cell_id']}: {row['status']}"),
+        )
+        source = opts["previous"] or ""
+        lifecycle = raw.lifecycle_by_cell(_previous_results(source)) if source else {}
+        path = raw_table.write(
+            rows,
+            out_dir,
+            command=shlex.join(["manage.py", *sys.argv[1:]]),
+            params=asdict(params),
+            lifecycle=lifecycle,
+            lifecycle_source=source,
+        )
         self.stdout.write(path.read_text())
         self.stdout.write(f"report: {path}")
 
@@ -354,6 +391,20 @@ def _long_jobs_aliases(opts: dict) -> list[str]:
             f"unknown backends: {', '.join(unknown)} (use {', '.join(backend_aliases())})"
         )
     return aliases
+
+
+def _raw_params(opts: dict) -> raw.RawParams:
+    base = raw.RawParams()
+    workers = tuple(parse_int_list(opts["workers"])) if opts["workers"] else base.workers
+    messages = opts["burst_jobs"] if opts["burst_jobs"] else base.messages
+    return replace(base, workers=workers, messages=messages)
+
+
+def _previous_results(folder: str) -> list[dict]:
+    path = Path(folder).resolve() / "cells.json"
+    if not path.is_file():
+        raise CommandError(f"--previous {folder}: no cells.json there")
+    return json.loads(path.read_text()).get("results", [])
 
 
 def _family_params(opts: dict) -> FamilyParams:
