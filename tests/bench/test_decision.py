@@ -90,6 +90,15 @@ def test_first_screen_names_the_pick_and_what_does_not_differ():
     assert "Noise floor" in text and "5%" in text
 
 
+def test_a_backend_not_measured_on_a_decided_criterion_is_no_pick():
+    results = run() + [ocr("api:dramatiq", 2, 1.11 + r / 100, r) for r in (1, 2, 3)]
+    decision = decide(summarize(results), results, CONTEXT)
+    assert "dramatiq" not in decision["pick"]["names"]  # no pickup, mixed: absence is no win
+    assert decision["pick"]["unmeasured"]["dramatiq"] == ["capacity", "pickup_p99", "hol"]
+    text = "\n".join(first_screen(decision))
+    assert "not dramatiq: not measured on noop capacity, pickup p99 at idle, head-of" in text
+
+
 def test_too_few_repeats_cannot_decide():
     rows = [ocr("v3", 2, 1.0, 1), ocr("v4", 2, 0.5, 1)]
     decision = decide(summarize(rows), rows, CONTEXT)

@@ -50,6 +50,9 @@ def _best(decision: dict, key: str) -> tuple[str, Samples] | None:
 
 
 def _reason(decision: dict, name: str) -> str:
+    missing = decision["pick"].get("unmeasured", {}).get(name)
+    if missing:
+        return "not measured on " + ", ".join(BY_KEY[k].label for k in missing)
     wins = [BY_KEY[k].label for k in decision["pick"]["decided"]
             if decision["verdicts"][k].get(name) == BEST]  # fmt: skip
     decided = len(decision["pick"]["decided"])
@@ -108,7 +111,12 @@ def first_screen(decision: dict) -> list[str]:
     same = _undiffering(decision)
     if same:
         lines += [f"**What does not differ** between the queues: {', '.join(same)}.", ""]
-    undecided = [c.label for c in CRITERIA if UNDECIDED in decision["verdicts"][c.key].values()]
+    queues = queue_names(decision)
+    undecided = [
+        c.label
+        for c in CRITERIA
+        if any(decision["verdicts"][c.key].get(n) == UNDECIDED for n in queues)
+    ]
     if undecided:
         lines += [f"**Cannot decide** (fewer than {MIN_REPEATS} repeats): "
                   f"{', '.join(undecided)}.", ""]  # fmt: skip

@@ -182,7 +182,9 @@ def queue_names(decision: dict) -> list[str]:
 
 
 def pick(decision: dict) -> dict:
-    """The backends never worse and never failing; else those with the fewest losses."""
+    """Among the backends measured on every decided criterion: those never worse and never
+    failing, else those with the fewest losses. A backend missing a decided criterion is
+    no pick (`unmeasured` says which); absence is not a win."""
     verdicts = decision["verdicts"]
     names = queue_names(decision)
     decided = [
@@ -191,11 +193,10 @@ def pick(decision: dict) -> dict:
     losses = {
         n: [c.key for c in CRITERIA if verdicts[c.key].get(n) in (WORSE, FAIL)] for n in names
     }
-    if not names or not decided:
-        return {"names": [], "losses": losses, "decided": decided}
-    fewest = min(len(v) for v in losses.values())
-    return {
-        "names": sorted(n for n, v in losses.items() if len(v) == fewest),
-        "losses": losses,
-        "decided": decided,
-    }
+    unmeasured = {n: [k for k in decided if n not in verdicts[k]] for n in names}
+    complete = [n for n in names if not unmeasured[n]]
+    out = {"names": [], "losses": losses, "decided": decided, "unmeasured": unmeasured}
+    if complete and decided:
+        fewest = min(len(losses[n]) for n in complete)
+        out["names"] = sorted(n for n in complete if len(losses[n]) == fewest)
+    return out
