@@ -100,6 +100,10 @@ PRODUCTION = {
     "DJANGO_SECRET_KEY": "x" * 60 + "-not-a-real-production-key-0123456789",
     "DJANGO_ALLOWED_HOSTS": "ocr.example.org",
     "DJANGO_CSRF_TRUSTED_ORIGINS": "https://ocr.example.org",
+    # the production defaults, spelled out: the local .env (scripts/setup.sh) turns them off
+    "DJANGO_SSL_REDIRECT": "1",
+    "DJANGO_SECURE_COOKIES": "1",
+    "DJANGO_HSTS_SECONDS": "31536000",
 }
 
 
