@@ -27,7 +27,7 @@ start_pg() {
     local conf="/etc/postgresql/$PG_VERSION/$PG_CLUSTER"
     printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' \
       | as_root tee "$conf/pg_hba.conf" >/dev/null
-    printf "listen_addresses = '127.0.0.1'\nmax_connections = 60\nfsync = off\n" \
+    printf "listen_addresses = '127.0.0.1'\nmax_connections = 200\nfsync = off\n" \
       | as_root tee "$conf/conf.d/chaos.conf" >/dev/null
   fi
   as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start
