@@ -40,8 +40,9 @@ class TableTaskBackend(Backend):
         self._enqueue(str(job_id))
 
     def publish_raw(self, payload: bytes) -> None:
-        """A task whose argument is `payload` as text (poison: it names no job)."""
-        self._enqueue(payload.decode("utf-8", errors="replace"))
+        """A task whose argument is `payload` as text (poison: it names no job). PostgreSQL
+        text and jsonb hold no NUL character, so one becomes U+FFFD."""
+        self._enqueue(payload.decode("utf-8", errors="replace").replace("\x00", "\ufffd"))
 
     def _enqueue(self, argument: str) -> None:
         """Enqueue one task with `argument`; raise BackendUnavailable if it failed."""
