@@ -117,9 +117,12 @@ def test_chaos_defects_must_be_zero_and_executed_twice_counts():
     ]  # fmt: skip
     decision = decide(summarize(results), results, {**CONTEXT, "chaos": chaos})
     assert decision["verdicts"]["defects"] == {"db": OK, "kafka": FAIL}
-    assert decision["verdicts"]["executed_twice"] == {"db": BEST, "kafka": WORSE}
+    assert decision["verdicts"]["executed_twice"] == {"db": BEST, "kafka": UNDECIDED}  # 1 run
     assert decision["values"]["kafka"]["defects"].median == 3
     assert "must be 0" in "\n".join(first_screen(decision))
+    errored = [*chaos, {"backend": "redis", "fault": "kill", "skipped": "error: timeout"}]
+    decision = decide(summarize(results), results, {**CONTEXT, "chaos": errored})
+    assert "redis" not in decision["verdicts"]["defects"]  # a fault that did not run
     lines = faults_table(chaos)
     assert any(line.startswith("| kafka | kill | 1 |") for line in lines)
     assert "failed: exit 2" in "\n".join(faults_table([], "exit 2"))

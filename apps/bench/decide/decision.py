@@ -42,7 +42,8 @@ CRITERIA = (
     Criterion("drain", "overload drain", "s", False, abs_floor=0.5),
     Criterion("cpu", "CPU per noop job", "ms", False, abs_floor=2.0),
     Criterion("defects", "lost + stored twice + stuck", "jobs", False, kind=ZERO),
-    Criterion("executed_twice", "executed twice (chaos)", "jobs", False, COUNT, abs_floor=2),
+    # one chaos run: a total, not repeats, so "cannot decide" until chaos runs 3 times
+    Criterion("executed_twice", "executed twice (chaos)", "jobs", False, abs_floor=2),
     Criterion("recovery", "recovery after faults", "s", False, abs_floor=2.0),
 )
 BY_KEY = {c.key: c for c in CRITERIA}
@@ -86,8 +87,10 @@ SOURCES: dict[str, Callable[[list[dict], int], list]] = {
 
 
 def _chaos(chaos_rows: list[dict], backend: str) -> dict[str, Samples | None]:
-    mine = [r for r in chaos_rows if r.get("backend") == backend and not r.get("skipped")]
-    if not mine:
+    rows = [r for r in chaos_rows if r.get("backend") == backend]
+    mine = [r for r in rows if not r.get("skipped")]
+    errored = [r for r in rows if r.get("skipped") and _errored(r)]
+    if not mine or errored:  # a fault that could not run leaves the backend unmeasured
         return {"defects": None, "executed_twice": None, "recovery": None}
 
     def total(*keys: str) -> Samples:
@@ -100,6 +103,11 @@ def _chaos(chaos_rows: list[dict], backend: str) -> dict[str, Samples | None]:
         "executed_twice": total("executed_twice"),
         "recovery": samples([r.get("recovery_s") for r in mine]),
     }
+
+
+def _errored(row: dict) -> bool:
+    """A chaos cell that did not run because of an error (not one that does not apply)."""
+    return not str(row["skipped"]).startswith("n/a")
 
 
 def backend_samples(results: list[dict], context: dict) -> dict[str, dict[str, Samples | None]]:

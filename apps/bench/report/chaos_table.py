@@ -43,7 +43,7 @@ def _row(backend: object, fault: object, values: dict) -> dict:
     row = {"backend": str(backend), "fault": str(fault), **{k: values.get(k) for k in FIELDS}}
     if row["doubled"] is None:
         row["doubled"] = values.get("stored_twice")
-    row["skipped"] = bool(values.get("skipped"))
+    row["skipped"] = str(values.get("skipped") or "")  # "n/a: ..." or "error: ..."
     return row
 
 
