@@ -29,6 +29,7 @@ from pathlib import Path  # noqa: E402
 from django.db import DatabaseError, InterfaceError, connections  # noqa: E402
 
 from apps.bench.run.burst import burst_tag, run_burst  # noqa: E402
+from apps.bench.run.waiting import wait_finished  # noqa: E402
 from apps.jobs import services  # noqa: E402
 from apps.jobs.models import FINISHED, OcrJob  # noqa: E402
 from apps.jobs.versions import API_VERSION  # noqa: E402
@@ -41,15 +42,6 @@ def create(*, backend: str, tag: str, workload: str, document: str) -> OcrJob:
     return services.job_create(
         version=API_VERSION, backend=backend, document=document, workload=workload, run_tag=tag
     )
-
-
-def wait_finished(tag: str, count: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if OcrJob.objects.filter(run_tag=tag, status__in=FINISHED).count() >= count:
-            return True
-        time.sleep(POLL_S)
-    return False
 
 
 def rows(tag: str) -> list[dict]:
@@ -85,7 +77,7 @@ def run(args: argparse.Namespace) -> list[dict] | dict:
     if args.mode == "probe":
         for i in range(args.jobs):
             create(**kwargs)
-            if not wait_finished(args.tag, i + 1, args.timeout_s):
+            if not wait_finished(args.tag, i + 1, args.timeout_s, POLL_S):
                 break
     elif args.workload == "noop":
         run_burst(
@@ -100,7 +92,7 @@ def run(args: argparse.Namespace) -> list[dict] | dict:
     else:
         for _ in range(args.jobs):
             create(**kwargs)
-        wait_finished(args.tag, args.jobs, args.timeout_s)
+        wait_finished(args.tag, args.jobs, args.timeout_s, POLL_S)
     return rows(args.tag)
 
 

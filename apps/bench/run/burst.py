@@ -13,8 +13,9 @@ import time
 from django.conf import settings
 
 from apps.bench.measure.metrics import JobTimes, percentile, throughput
+from apps.bench.run.waiting import wait_finished
 from apps.jobs import services
-from apps.jobs.models import FINISHED, OcrJob
+from apps.jobs.models import OcrJob
 
 WAIT_STEP_S = 0.2
 
@@ -32,7 +33,7 @@ def run_burst(
     started = time.perf_counter()
     published = sum(services.job_publish(job_id=job.id, backend=backend) for job in jobs)
     publish_s = time.perf_counter() - started
-    _wait(label, count, timeout_s)
+    wait_finished(label, count, timeout_s, WAIT_STEP_S)
     metrics = _metrics(label)
     metrics.update(
         burst_jobs=count,
@@ -81,15 +82,6 @@ def _metrics(label: str) -> dict[str, float | int | None]:
         "burst_throughput": throughput(times),
         "burst_e2e_p99_ms": None if (p99 := percentile(total, 99)) is None else p99 * 1000,
     }
-
-
-def _wait(label: str, count: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if OcrJob.objects.filter(run_tag=label, status__in=FINISHED).count() >= count:
-            return True
-        time.sleep(WAIT_STEP_S)
-    return False
 
 
 def _times(row: dict) -> JobTimes:

@@ -23,6 +23,7 @@ from apps.bench.measure.metrics import JobTimes, cell_metrics
 from apps.bench.plan.cells import CellSpec
 from apps.bench.run import processes, submit_cells
 from apps.bench.run.burst import burst_rows, burst_tag, run_burst
+from apps.bench.run.waiting import wait_finished
 from apps.jobs.models import FINISHED, OcrJob
 from apps.jobs.versions import API_VERSION, submit_path
 from apps.ops import checks, launch
@@ -195,7 +196,7 @@ def warm_up(spec: CellSpec, host: str, tag: str, config: RunConfig) -> None:
     expected = 200 if spec.kind == "sync" else 202
     if any(code != expected for code in codes):
         raise CellError(f"warm-up {path} answered {codes}; see {spec.cell_id}/logs")
-    if spec.kind == "queue" and not _wait_finished(Q(run_tag=tag), count, timeout_s):
+    if spec.kind == "queue" and not wait_finished(tag, count, timeout_s, step_s=0.2):
         raise CellError(
             f"warm-up jobs not finished within {timeout_s:g}s; see {spec.cell_id}/logs/worker.log"
         )
@@ -213,15 +214,6 @@ def _post(client: httpx.Client, path: str, body: dict) -> int:
         return client.post(path, json=body).status_code
     except httpx.HTTPError:
         return 0
-
-
-def _wait_finished(query: Q, count: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if OcrJob.objects.filter(query, status__in=FINISHED).count() >= count:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def run_locust(spec: CellSpec, host: str, tag: str, cell_dir: Path, config: RunConfig) -> str:

@@ -28,8 +28,10 @@ from apps.bench.plan.cells import CellSpec
 from apps.bench.run import processes
 from apps.bench.run.burst import burst_rows, run_burst
 from apps.bench.run.cell import CellError, RunConfig, probe
+from apps.bench.run.waiting import wait_finished
 from apps.jobs import services
 from apps.jobs.models import FINISHED, OcrJob
+from apps.jobs.workloads import parse_workload
 from apps.ops.launch import ServerGroup, signals_ignored
 from tasks.backends.registry import get_backend
 
@@ -136,11 +138,11 @@ def _warm_up(spec: CellSpec, tag: str, config: RunConfig) -> float:
     started, count = time.monotonic(), max(2, spec.workers)
     jobs = [_create(spec, tag, "noop", config.pdf_name) for _ in range(count)]
     for _ in range(int(WARMUP_TIMEOUT_S / WARMUP_ROUND_S)):
-        if _wait_tag(tag, count, WARMUP_ROUND_S):
+        if wait_finished(tag, count, WARMUP_ROUND_S):
             return time.monotonic() - started
         for job in jobs:  # sent before the consumers joined? send again (duplicates are skipped)
             services.job_publish(job_id=job.id, backend=spec.backend)
-    if not _wait_tag(tag, count, 1.0):
+    if not wait_finished(tag, count, 1.0):
         raise CellError(
             f"warm-up jobs not finished within {WARMUP_TIMEOUT_S:g}s; "
             f"see {spec.cell_id}/logs/worker.log"
@@ -195,15 +197,6 @@ def _rows(tag: str) -> list[dict]:
     ]
 
 
-def _wait_tag(tag: str, count: int, timeout_s: float, step_s: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if OcrJob.objects.filter(run_tag=tag, status__in=FINISHED).count() >= count:
-            return True
-        time.sleep(step_s)
-    return False
-
-
 def pickup_step(spec, tag, group, params: FamilyParams, config) -> dict:
     """noop jobs one at a time (each waits for the previous), then the capacity burst."""
     for _ in range(params.probe_jobs):
@@ -236,7 +229,7 @@ def mixed_step(spec, tag, group, params: FamilyParams, config) -> dict:
     for at, workload in schedule:
         time.sleep(max(0.0, started + at - time.monotonic()))
         _create(spec, tag, workload, config.pdf_name)
-    drained = _wait_tag(tag, len(schedule), params.drain_timeout_s)
+    drained = wait_finished(tag, len(schedule), params.drain_timeout_s)
     rows = _rows(tag)
     metrics = fm.mixed_metrics(rows, short=params.short_workload)
     note = "" if drained else "drain timeout: unfinished jobs counted as lost"
@@ -264,17 +257,17 @@ def overload_step(spec, tag, group, params: FamilyParams, config) -> dict:
     calib = f"{tag}-cal"
     for _ in range(params.calibrate_jobs):
         _create(spec, calib, params.overload_workload, config.pdf_name)
-    _wait_tag(calib, params.calibrate_jobs, params.drain_timeout_s)
+    wait_finished(calib, params.calibrate_jobs, params.drain_timeout_s)
     capacity = fm.drain_rate(_rows(calib))
     if not capacity:
         raise CellError("overload: calibration jobs did not finish")
-    rate = params.overload_factor * spec.workers / _workload_seconds(params.overload_workload)
+    rate = params.overload_factor * spec.workers / parse_workload(params.overload_workload)[1]
     sampler = RssSampler(spec.backend, group, params.sample_every_s)
     origin = time.time()
     with sampler:
         arrivals = _open_loop(spec, tag, rate, params, config)
         stopped_at = time.time()
-        drained = _wait_tag(tag, arrivals, params.drain_timeout_s)
+        drained = wait_finished(tag, arrivals, params.drain_timeout_s)
     rows = _rows(tag)
     metrics = fm.overload_metrics(rows, arrivals=arrivals, stopped_at=stopped_at, rate_per_s=rate)
     depth = fm.queue_depth(rows, step_s=params.sample_every_s, origin=origin)
@@ -289,12 +282,6 @@ def overload_step(spec, tag, group, params: FamilyParams, config) -> dict:
     series = {"depth": depth, "broker_rss_mb": sampler.broker, "worker_rss_mb": sampler.workers}
     note = "" if drained else "drain timeout: unfinished jobs counted as lost"
     return {"metrics": metrics, "jobs": rows, "series": series, "note": note}
-
-
-def _workload_seconds(workload: str) -> float:
-    """The seconds of a `sleep:S` workload (the overload family's jobs)."""
-    _, _, value = workload.partition(":")
-    return float(value) if value else 0.05
 
 
 def _open_loop(spec, tag, rate: float, params: FamilyParams, config) -> int:
