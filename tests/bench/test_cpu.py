@@ -137,6 +137,20 @@ def test_a_child_that_starts_and_exits_in_the_window_counts_as_loadgen():
     assert window.metrics(jobs=1)["cpu_s"]["loadgen"] >= 0.15  # its last sample before exit
 
 
+def test_a_child_sampled_before_it_burns_counts_whole_as_loadgen():
+    """A short load generator: seen once while starting, then it burns and is reaped by
+    the bench before the next sample. Its CPU is loadgen's, not the bench's."""
+    burn = "import sys, time\nsys.stdin.readline()\nend = time.process_time() + 0.3\n"
+    burn += "while time.process_time() < end: pass"
+    child = subprocess.Popen([sys.executable, "-c", burn], stdin=subprocess.PIPE, text=True)
+    window = cpu.CpuWindow(roots={}, interval_s=30.0).start()  # the first sample sees it
+    window._sample()
+    child.communicate("go\n")
+    window.stop()
+    spent = window.cpu_s()
+    assert spent["loadgen"] >= 0.25 and spent["bench"] < 0.25
+
+
 def test_parse_stat_handles_names_with_spaces_and_parentheses():
     line = "4242 (tricky (name) x) S 17 4242 4242 0 -1 0 0 0 0 0 250 50 30 20 20 0 1 0 999 0 0"
     proc = cpu.parse_stat(line)

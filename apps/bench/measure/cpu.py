@@ -5,7 +5,9 @@ value per process, so processes that exit mid-window still count up to their las
 A process's time includes its reaped children's (cutime, cstime): a child too short-lived
 to be sampled (Tesseract under the workload process) counts in its parent's component once
 the parent waits for it. When a sampled child is reaped by a sampled parent, the parent's
-gain is counted minus the child's last reading, so nothing counts twice. The machine's
+children-time gain in that interval is the child's whole CPU: it counts in the child's own
+component (a load generator reaped by the bench is `loadgen`, not `bench`, even when it
+lived less than one interval after its first sample) and once. The machine's
 busy time comes from psutil.cpu_times() at the start and the end;
 `other` is the rest of the machine (busy minus every named component).
 
@@ -66,6 +68,7 @@ class Proc:
     name: str
     cpu_s: float  # user + system of the process and of its reaped children
     started: float = 0.0  # create time; (pid, started) identifies a process across reuse
+    children_s: float = 0.0  # the reaped children's part of cpu_s
 
 
 def command_component(args: Iterable[str]) -> str | None:
@@ -152,8 +155,15 @@ def parse_stat(text: str) -> Proc:
     head, _, rest = text.rpartition(")")
     pid, _, name = head.partition(" (")
     fields = rest.split()  # fields[0] is the state (field 3 of proc(5))
-    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return Proc(int(pid), int(fields[1]), name, ticks / CLK_TCK, float(fields[19]))
+    ticks = [int(f) for f in fields[11:15]]  # utime, stime, cutime, cstime
+    return Proc(
+        int(pid),
+        int(fields[1]),
+        name,
+        sum(ticks) / CLK_TCK,
+        float(fields[19]),
+        sum(ticks[2:]) / CLK_TCK,
+    )
 
 
 def read_proc(pid: int) -> Proc | None:
@@ -169,8 +179,10 @@ def read_proc(pid: int) -> Proc | None:
         p = psutil.Process(pid)
         with p.oneshot():
             t = p.cpu_times()
-            cpu_s = t.user + t.system + t.children_user + t.children_system
-            return Proc(pid, p.ppid(), p.name(), cpu_s, p.create_time())
+            children_s = t.children_user + t.children_system
+            return Proc(
+                pid, p.ppid(), p.name(), t.user + t.system + children_s, p.create_time(), children_s
+            )
     except psutil.Error:
         return None
 
@@ -193,8 +205,9 @@ class CpuWindow:
         self.tracked: dict[int, tuple] = {}  # pid -> key of the processes of a component
         self.base: dict[tuple, float] = {}
         self.last: dict[tuple, float] = {}
+        self.children: dict[tuple, float] = {}  # key -> last reading of its children's part
         self.components: dict[tuple, str] = {}
-        self.reaped_s: dict[str, float] = {}  # per component: children's last readings
+        self.moved_s: dict[str, float] = {}  # per component: reaped seconds to take off
         self.sampler_s = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="cpu-sampler", daemon=True)
@@ -231,13 +244,16 @@ class CpuWindow:
                 self.table[pid] = proc
         for pid in new:
             self._classify(pid, first)
-        for pid in self.tracked.keys() - pids:
-            self._gone(pid)
+        gone = self.tracked.keys() - pids
+        before = dict(self.children)
         for pid in pids & self.tracked.keys():
             proc = read_proc(pid) if pid not in new else self.table.get(pid)
             key = self.tracked[pid]
             if proc is not None and (pid, proc.started) == key:
-                self.last[key] = proc.cpu_s
+                self.last[key], self.children[key] = proc.cpu_s, proc.children_s
+        gains = {k: self.children[k] - v for k, v in before.items() if k in self.children}
+        for pid in gone:
+            self._gone(pid, gains)
         self.sampler_s += time.thread_time() - started
 
     def _classify(self, pid: int, first: bool) -> None:
@@ -250,22 +266,29 @@ class CpuWindow:
         if first:  # processes started later count from 0
             self.base[key] = proc.cpu_s
 
-    def _gone(self, pid: int) -> None:
+    def _gone(self, pid: int, gains: dict[tuple, float]) -> None:
         """A sampled process exited. If a sampled parent is alive, that parent reaped it:
-        its children time now holds all of the child's CPU, of which the child's last
-        reading is counted already (in the child's own component)."""
+        the parent's children time gained the child's whole CPU in this interval, so that
+        gain moves from the parent's component to the child's, where the child's last
+        reading counts already. Two children reaped in one interval: the first takes the
+        gain, the others their last reading."""
         key = self.tracked.pop(pid)
         proc = self.table.get(pid)
         parent = self.tracked.get(proc.ppid) if proc is not None else None
-        if parent is not None:
-            comp = self.components[parent]
-            self.reaped_s[comp] = self.reaped_s.get(comp, 0.0) + self.last.get(key, 0.0)
+        if parent is None:
+            return
+        seen = self.last.get(key, 0.0)
+        whole = max(seen, gains.get(parent, 0.0))
+        gains[parent] = 0.0
+        comp, own = self.components[parent], self.components[key]
+        self.moved_s[comp] = self.moved_s.get(comp, 0.0) + whole
+        self.moved_s[own] = self.moved_s.get(own, 0.0) - (whole - seen)
 
     def cpu_s(self) -> dict[str, float]:
         """CPU seconds per component over the window (after stop())."""
         machine = busy_seconds(self._cpu1) - busy_seconds(self._cpu0)
         named = split(self.base, self.last, self.components)
-        for comp, seconds in self.reaped_s.items():
+        for comp, seconds in self.moved_s.items():
             named[comp] = max(0.0, named[comp] - seconds)
         return with_other(named, machine)
 
