@@ -19,12 +19,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from apps.bench.chaos.scenario import Options
+from apps.bench.hosts import findings
 from apps.bench.hosts.delay import parse_route
 from apps.bench.hosts.faults import NETWORK_FAULTS, NetOptions, flaky_link
 from apps.bench.hosts.lab import HostLab
 from apps.bench.hosts.netchaos import run_network_faults
 from apps.bench.hosts.netns import Lab, hosts_available
-from apps.bench.hosts.network import worker_aliases, write_network
+from apps.bench.hosts.network import NetworkParams, plan, worker_aliases, write_network
 from apps.ops import launch
 
 AVAILABLE, WHY_NOT = hosts_available()
@@ -237,3 +238,74 @@ def test_a_cut_link_and_a_blackhole_partition_and_heal_and_a_failure_leaves_noth
         raise RuntimeError("boom")
     assert lab.namespaces() == [] and lab.links() == []
     assert not launch.alive(server.pid)
+
+
+def test_the_plan_runs_ocr_at_the_lowest_and_highest_rtt_after_the_noop_cells():
+    cells = plan(NetworkParams(rtts_ms=(0.0, 1.0, 10.0)), ["db", "redis"])
+    assert cells[:2] == [("noop", 0.0, "db"), ("noop", 0.0, "redis")]
+    assert [c for c in cells if c[0] == "ocr"] == [
+        ("ocr", 0.0, "db"), ("ocr", 0.0, "redis"), ("ocr", 10.0, "db"), ("ocr", 10.0, "redis"),
+    ]  # fmt: skip
+    assert not [c for c in plan(NetworkParams(ocr=False), ["db"]) if c[0] == "ocr"]
+
+
+FAULT_CELLS = [
+    {"backend": "db", "fault": "partition", "executed_twice": 1, "ok": True,
+     "healed_recovery_s": 1.2},
+    {"backend": "db", "fault": "partition-api", "skipped": "n/a: no broker", "ok": True},
+    {"backend": "redis", "fault": "partition", "stuck": 2, "ok": False, "recovery_s": 9.0},
+    {"backend": "redis", "fault": "sigkill", "lost": 5},  # not a network fault: left out
+]  # fmt: skip
+
+
+def _hosts_folder(path):
+    ocr = [
+        {"kind": "ocr", "backend": b, "rtt_ms": rtt, "ocr_jobs_per_s": r}
+        for b, rtt, r in [("db", 0.0, 1.0), ("db", 10.0, 0.9), ("redis", 0.0, 1.0),
+                          ("redis", 10.0, 1.0)]
+    ]  # fmt: skip
+    path.mkdir()
+    (path / "network.json").write_text(
+        json.dumps({"meta": {"delay_method": "proxy"}, "rows": [*NOOP_ROWS, *ocr]})
+    )
+    (path / "chaos.json").write_text(json.dumps({"meta": {}, "cells": FAULT_CELLS}))
+    return path
+
+
+def test_the_hosts_section_counts_round_trips_capacity_ocr_and_fault_verdicts(tmp_path):
+    hosts = findings.load(_hosts_folder(tmp_path / "hosts"))
+    items = {i["backend"]: i for i in findings.per_backend(hosts)}
+    assert items["db"]["round_trips"] == pytest.approx(2.2)  # (25 - 3) ms over 10 ms RTT
+    assert items["redis"]["capacity_ratio"] == pytest.approx(50 / 120)
+    assert items["db"]["ocr_ratio"] == pytest.approx(0.9)
+    assert set(items["redis"]["faults"]) == {"partition"}
+    text = "\n".join(findings.section(hosts))
+    assert "2.2-1.9 round trips" not in text and "1.9-2.2 round trips" in text
+    assert "redis (partition: 2 stuck (9 s))" in text  # a stuck job is named
+    assert "run again elsewhere on db" in text
+    assert (
+        "| db | 3.0 | 25.0 | 2.2 | 90.0 | 40.0 | 1.00 | 0.90 | 1 executed twice (1 s) | n/a |"
+        in text
+    )
+    assert findings.section({}) == [] and findings.load(tmp_path) == {}
+
+
+def test_bench_report_attaches_a_hosts_folder_and_refuses_bad_folders(tmp_path):
+    with pytest.raises(CommandError, match="no cells.json"):
+        call_command("bench_report", str(tmp_path))
+    run = tmp_path / "run"
+    run.mkdir()
+    context = {"command": "runbench", "cores": 2}
+    (run / "cells.json").write_text(
+        json.dumps({"context": context, "summaries": [], "targets": [], "results": []})
+    )
+    with pytest.raises(CommandError, match="no network.json"):
+        call_command("bench_report", str(run), "--hosts", str(tmp_path / "nowhere"))
+    call_command("bench_report", str(run), "--hosts", str(_hosts_folder(tmp_path / "h")))
+    assert "## Workers on other hosts" in (run / "report.md").read_text()
+    assert (run / "hosts" / "network.json").is_file()
+    assert (
+        "data:image/png" in (run / "index.html").read_text()
+        or not (run / "hosts" / "network.png").exists()
+    )
+    assert json.loads((run / "cells.json").read_text())["context"]["hosts"]["source"] == "h"

@@ -3,7 +3,8 @@ costs each backend. In one HostLab (a broker host with PostgreSQL and the broker
 host, two worker hosts), for each RTT and each backend alias: one noop worker on each
 worker host, `probe_jobs` noop jobs one at a time (pickup p50/p99: queued -> started, from
 the job rows) and a burst of `burst_jobs` noop jobs (capacity: jobs/s the two sustain);
-then OCR throughput with W = 2 across the two hosts at `ocr_rtt_ms`. Plain rows (dicts),
+then OCR throughput with W = 2 across the two hosts at the lowest and the highest RTT (does a
+job of seconds feel the link?). Plain rows (dicts),
 a markdown table and a plot (pickup and capacity vs RTT, one colour per backend).
 
 run_network_family(out_dir, aliases) -> NetworkResult
@@ -36,7 +37,7 @@ class NetworkParams:
     rtts_ms: tuple[float, ...] = (0.0, 1.0, 10.0)
     probe_jobs: int = 20
     burst_jobs: int = 100
-    ocr_rtt_ms: float | None = 10.0  # None: no OCR cell
+    ocr: bool = True  # OCR cells at the lowest and the highest RTT
     ocr_jobs: int = 8
     timeout_s: float = 120.0
 
@@ -117,8 +118,9 @@ CELLS: dict[str, Callable[[HostLab, str, float, NetworkParams], dict]] = {
 def plan(params: NetworkParams, aliases: Sequence[str]) -> list[tuple[str, float, str]]:
     """(kind, RTT ms, alias) of every cell, in the order they run (RTT changes least)."""
     cells = [("noop", rtt, alias) for rtt in params.rtts_ms for alias in aliases]
-    if params.ocr_rtt_ms is not None:
-        cells += [("ocr", params.ocr_rtt_ms, alias) for alias in aliases]
+    if params.ocr and params.rtts_ms:
+        ends = dict.fromkeys([min(params.rtts_ms), max(params.rtts_ms)])
+        cells += [("ocr", rtt, alias) for rtt in ends for alias in aliases]
     return cells
 
 

@@ -12,6 +12,7 @@ from markdown_it import MarkdownIt
 
 from apps.bench.decide import answer as first
 from apps.bench.decide.decision import decide
+from apps.bench.hosts.findings import section as hosts_section
 from apps.bench.report import family_sections as rf
 from apps.bench.report.cell_plots import PLOTS
 from apps.bench.report.charts import write_charts
@@ -94,6 +95,7 @@ def render_report(
     previous = context.get("previous_run")
     if previous:
         answer.append(stability_section(Path(previous), decision))
+    answer.append(hosts_section(context.get("hosts") or {}))  # bench_report RUN --hosts DIR
     families = [
         sweep_table(summaries) if context.get("sweep") else [],
         rf.pickup_table(summaries),
@@ -197,12 +199,12 @@ def markdown_to_html(markdown: str, image_dir: Path) -> str:
     """The report as one self-contained page (markdown-it-py, GFM tables; images inlined)."""
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     return PAGE.format(
-        body=re.sub(r'src="([^"/:]+\.png)"', lambda m: _inline_png(m, image_dir), body)
+        body=re.sub(r'src="([\w.-]+(?:/[\w.-]+)?\.png)"', lambda m: _inline_png(m, image_dir), body)
     )
 
 
 def _inline_png(match: re.Match, image_dir: Path) -> str:
-    path = image_dir / match.group(1)
-    if not path.is_file():
+    path = (image_dir / match.group(1)).resolve()
+    if not path.is_file() or not path.is_relative_to(image_dir.resolve()):
         return match.group(0)
     return f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}"'
