@@ -35,13 +35,17 @@ for good (see `_delete_group`). Purge is meant for stopped workers: a live librd
 metadata cache, seen on Tansu); the supervisor then restarts that worker.
 
 Group care (tasks/backends/kafka_group.py): each consumer logs its join time; one that
-holds no partition for 2-2.5 session timeouts while the topic has lag rejoins; a group
+holds no partition for 2-2.5 session timeouts while the topic has lag rejoins (unless it
+is a spare: a Stable group with more members than partitions); a group
 that Tansu left wedged (a departed member kept as leader) is deleted and its offsets
 committed back, by a new member or by that watchdog.
 
 Broker restart (Tansu on memory storage loses topics, groups and producer ids): a failed
 delivery drops the producer, so the next publish builds a new one; a consumer told the
-topic is unknown recreates it, and the relay republishes what was lost.
+topic is unknown recreates it, and the relay republishes what was lost. Members that
+rejoined (their ids unknown to the new broker) before the topic was back form a Stable
+group with no partition assigned; librdkafka does not rebalance when the topic returns
+with its old partition count, so the watchdog rejoins them once the topic has lag.
 """
 
 import functools
@@ -184,10 +188,17 @@ class KafkaBackend(Backend):
 
     def _reopen(self, worker: str, consumer, idle_s: float):
         """For the watchdog: `consumer` held no partition for `idle_s` while the topic has
-        lag. In a Stable group that only means more members than partitions: keep it.
-        Otherwise close it, repair the group if it is wedged, and join again."""
-        if kg.group_stable(self._admin(), self.group):
-            log.info("kafka: no partition for %.0f s in a stable group: waiting", idle_s)
+        lag. In a Stable group with more members than partitions it is a spare: keep it.
+        Otherwise (a group still forming, wedged, or formed while the topic was missing)
+        close it, repair the group if it is wedged, and join again."""
+        partitions = kg.partition_count(consumer, self.topic)
+        if kg.group_has_spare_members(self._admin(), self.group, partitions):
+            log.info(
+                "kafka: no partition for %.0f s in a stable group with more members than "
+                "%d partitions: waiting",
+                idle_s,
+                partitions,
+            )
             return consumer
         log.warning(
             "kafka: no partition of %s for %.0f s while it has lag: rejoining", self.topic, idle_s

@@ -9,7 +9,13 @@ holds partitions after it was opened; `join_times(log_text)` reads those lines b
 Watchdog: a member that has held no partition for longer than `WATCHDOG_SESSIONS` session
 timeouts while its topic has lag is stuck (with partitions >= workers every member of a
 formed group holds at least one), so it logs that, closes its consumer and opens a new
-one. On Kafka a group never stays unformed that long.
+one. On Kafka a group never stays unformed that long. It keeps waiting only in a Stable
+group with more members than partitions (a spare member). A Stable group with fewer
+members whose member holds nothing formed while its topic was gone: Tansu restarted on
+memory storage, the members rejoined (their member ids were unknown) before the relay's
+publish recreated the topic, the leader assigned nothing, and librdkafka does not
+rebalance when the topic reappears with the partition count its metadata cache still
+remembers; without the rejoin the group would wait for good.
 
 Tansu 0.6 wedge: its coordinator keeps a member as the group's leader when that member
 leaves during a rebalance (two workers stopped together: the follower leaves first, then
@@ -105,6 +111,16 @@ def topic_lag(consumer, topic: str) -> int:
         return 0
 
 
+def partition_count(consumer, topic: str) -> int:
+    """How many partitions `topic` has (0 when it is missing or cannot be read)."""
+    try:
+        meta = consumer.list_topics(topic, timeout=REQUEST_TIMEOUT_S).topics.get(topic)
+    except ck.KafkaException as exc:
+        log.warning("kafka: cannot read the partitions of %s: %s", topic, exc)
+        return 0
+    return 0 if meta is None or meta.error is not None else len(meta.partitions)
+
+
 def assign_past_stale_offsets(consumer, partitions: list) -> None:
     """The `on_assign` callback: start a partition whose committed offset lies beyond its
     end at its beginning, then take the partitions. Kafka answers a fetch beyond the end
@@ -144,10 +160,23 @@ def describe_group(admin, group: str):
 
 
 def group_stable(admin, group: str) -> bool:
-    """True if `group` is Stable: a member without partitions there has more members than
-    partitions beside it, and rejoining would only start a rebalance."""
+    """True if `group` is Stable."""
     desc = describe_group(admin, group)
     return desc is not None and desc.state == ck.ConsumerGroupState.STABLE
+
+
+def group_has_spare_members(admin, group: str, partitions: int) -> bool:
+    """True if `group` is Stable with more members than its topic has `partitions`:
+    there a member without partitions is a spare, and rejoining would only start a
+    rebalance. A Stable group with no more members than partitions gives each member
+    at least one; one that holds none was assigned from a topic that was missing when
+    the group formed (Tansu restarted: the members rejoined before the relay recreated
+    the topic), and librdkafka does not rebalance when the topic comes back with the
+    partition count it had before."""
+    desc = describe_group(admin, group)
+    if desc is None or desc.state != ck.ConsumerGroupState.STABLE:
+        return False
+    return len(desc.members) > partitions
 
 
 def group_wedged(admin, group: str, *, empty_only: bool) -> bool:

@@ -200,3 +200,60 @@ def test_publish_recovers_after_a_broker_restart(private_kafka):
             failures += 1
     impl.close()
     assert failures < PUBLISH_ATTEMPTS, "no publish succeeded after the restart"
+
+
+def test_a_group_formed_while_the_topic_was_gone_takes_it_once_it_is_back(private_kafka, settings):
+    """Tansu restarted: the member rejoins before anyone recreates the topic, so the
+    group forms Stable with no partition. librdkafka does not rebalance when the topic
+    comes back with the partition count it had before, so the watchdog must rejoin
+    (chaos broker-restart / broker-down: jobs stuck for good)."""
+    from tasks.backends import kafka_group as kg
+
+    settings.KAFKA_SESSION_TIMEOUT_MS = SESSION_MS
+    impl = KafkaBackend(ALIAS)
+    impl.purge()
+    consumer = impl.open_consumer("member")
+    wait_polling(consumer, lambda: consumer.consumer.assignment(), "first assignment")
+    tansu("stop")
+    tansu("start")
+    admin = impl._admin()  # kept: a collected client cancels its futures
+    wait_polling(
+        consumer,
+        lambda: not consumer.consumer.assignment() and kg.group_stable(admin, impl.group),
+        "a Stable group without partitions",
+    )
+    impl._recreate_topic()
+    publish_with_retries(impl, "job-after")
+    seen: list[str] = []
+    wait_polling(
+        consumer, lambda: seen, "the job sent after the restart", consumer.watch.limit_s + 20, seen
+    )
+    consumer.close()
+    impl.close()
+    assert seen == ["job-after"]
+
+
+SESSION_MS = 3000  # short: the watchdog acts after 2-2.5 sessions
+
+
+def wait_polling(consumer, done, what: str, timeout_s: float = 30, seen=None) -> None:
+    """Poll `consumer` (acking what comes, into `seen`) until done() holds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not done():
+        message = consumer.receive(0.2)
+        if message is not None:
+            consumer.ack(message)
+            if seen is not None:
+                seen.append(message.job_id)
+    assert done(), f"{what}: not reached in {timeout_s:g} s"
+
+
+def publish_with_retries(impl, job_id: str) -> None:
+    """The relay's way: a publish that fails is sent again (a rebuilt producer)."""
+    for attempt in range(PUBLISH_ATTEMPTS):
+        try:
+            impl.publish(job_id)
+            return
+        except BackendUnavailable:
+            if attempt == PUBLISH_ATTEMPTS - 1:
+                raise
