@@ -27,9 +27,12 @@ start_pg() {
     local conf="/etc/postgresql/$PG_VERSION/$PG_CLUSTER"
     printf 'local all all trust\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust\n' \
       | as_root tee "$conf/pg_hba.conf" >/dev/null
-    printf "listen_addresses = '127.0.0.1'\nmax_connections = 200\nfsync = off\n" \
-      | as_root tee "$conf/conf.d/chaos.conf" >/dev/null
   fi
+  # Written at every start, so a cluster created by an older version (60 connections)
+  # gets the new limit too: the nine aliases' workers and relays hold about 80
+  # connections at once (measured during a chaos run), more after a restart's reconnects.
+  printf "listen_addresses = '127.0.0.1'\nmax_connections = 200\nfsync = off\n" \
+    | as_root tee "/etc/postgresql/$PG_VERSION/$PG_CLUSTER/conf.d/chaos.conf" >/dev/null
   as_root pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start
   wait_port "$HOST" "$PG_PORT" 30 PostgreSQL
 }
