@@ -1,5 +1,9 @@
 """The deadline sweep's plan, stop rule and table (pure: no processes)."""
 
+import io
+
+from django.core.management import call_command
+
 from apps.bench.measure.aggregate import summarize
 from apps.bench.plan.deadline import deadline_cells, stopped
 from apps.bench.report.sweep import sweep_table
@@ -32,3 +36,12 @@ def test_table_shows_ratios_and_stopped_cells():
                skipped(cells[2], "t", "stopped")]  # fmt: skip
     text = "\n".join(sweep_table(summarize(results)))
     assert "| v3 | 1 | 100 % | 40 % | stopped |" in text
+
+
+def test_runbench_deadline_takes_its_n_list_from_users():
+    out = io.StringIO()
+    call_command("runbench", "--family", "deadline", "--versions", "v3", "--workers", "2",
+                 "--users", "64,128", "--plan", stdout=out)  # fmt: skip
+    text = out.getvalue()
+    assert "v3-ocr-w2-u64x1-r1" in text and "v3-ocr-w2-u128x1-r1" in text
+    assert "u16x1" not in text and "u32x1" not in text

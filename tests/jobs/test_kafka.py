@@ -14,6 +14,7 @@ from django.conf import settings
 
 from apps.jobs import services
 from apps.jobs.models import OcrJob
+from tasks.backends import kafka_group as kg
 from tasks.backends.base import BackendUnavailable, Message
 from tasks.backends.kafka import KafkaBackend
 from tasks.backends.registry import get_backend, reset_backends
@@ -23,6 +24,7 @@ from tests.conftest import ROOT, wait_for
 ALIAS = "kafka-unit"
 CYCLES = 4
 PUBLISH_ATTEMPTS = 4  # the relay retries a failed publish; a rebuilt producer needs one
+SESSION_MS = 3000  # short: the watchdog acts after 2-2.5 sessions
 PRIVATE_PORT = 9095  # never 9092 (shared) nor 9093 (the chaos engineer's private one)
 pytestmark = pytest.mark.slow
 
@@ -207,8 +209,6 @@ def test_a_group_formed_while_the_topic_was_gone_takes_it_once_it_is_back(privat
     group forms Stable with no partition. librdkafka does not rebalance when the topic
     comes back with the partition count it had before, so the watchdog must rejoin
     (chaos broker-restart / broker-down: jobs stuck for good)."""
-    from tasks.backends import kafka_group as kg
-
     settings.KAFKA_SESSION_TIMEOUT_MS = SESSION_MS
     impl = KafkaBackend(ALIAS)
     impl.purge()
@@ -231,9 +231,6 @@ def test_a_group_formed_while_the_topic_was_gone_takes_it_once_it_is_back(privat
     consumer.close()
     impl.close()
     assert seen == ["job-after"]
-
-
-SESSION_MS = 3000  # short: the watchdog acts after 2-2.5 sessions
 
 
 def wait_polling(consumer, done, what: str, timeout_s: float = 30, seen=None) -> None:

@@ -76,7 +76,12 @@ class Command(BaseCommand):
             help="aliases run through /api/jobs (default: those no version covers)",
         )
         add("--workers", default=None, help="worker processes (V0-V2: OCR servers); 1,2,4")
-        add("--users", default=None, help="locust users for the ocr workload (16)")
+        add(
+            "--users",
+            default=None,
+            help="locust users for the ocr workload (16); --family deadline: the N list "
+            "(16,32,64,128)",
+        )
         add("--noop-users", default=None, help="locust users for the noop workload (16,64)")
         add("--jobs-per-user", type=int, default=None, help="jobs each user runs (16)")
         add(
@@ -320,7 +325,10 @@ class Command(BaseCommand):
         if opts["family"] == "deadline":
             targets = versions if opts["versions"] else list(deadline.TARGETS)
             workers = parse_int_list(opts["workers"]) if opts["workers"] else list(deadline.WORKERS)
-            return deadline.deadline_cells(targets + backends_if_given(opts, backends), workers)
+            sizes = tuple(parse_int_list(opts["users"])) if opts["users"] else deadline.SIZES
+            return deadline.deadline_cells(
+                targets + backends_if_given(opts, backends), workers, sizes
+            )
         if opts["quick"]:
             submit = build_matrix(submit_cells.quick_params("v3")) if "v3" in versions else []
             return quick_plan(backends) + submit
