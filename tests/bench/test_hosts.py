@@ -283,11 +283,25 @@ def test_the_hosts_section_counts_round_trips_capacity_ocr_and_fault_verdicts(tm
     assert "2.2-1.9 round trips" not in text and "1.9-2.2 round trips" in text
     assert "redis (partition: 2 stuck (9 s))" in text  # a stuck job is named
     assert "run again elsewhere on db" in text
-    assert (
-        "| db | 3.0 | 25.0 | 2.2 | 90.0 | 40.0 | 1.00 | 0.90 | 1 executed twice (1 s) | n/a |"
-        in text
+    assert items["db"]["job_trips"] == pytest.approx((2000 / 40 - 2000 / 90) / 10)
+    row = (
+        "| db | 3.0 | 25.0 | 2.2 | 2.8 | 90.0 | 40.0 | 1.00 | 0.90 | 1 executed twice (1 s) | n/a |"
     )
+    assert row in text
     assert findings.section({}) == [] and findings.load(tmp_path) == {}
+
+
+def test_a_poller_whose_pickup_does_not_grow_with_the_rtt_gets_no_pickup_round_trips():
+    poller = [
+        {"kind": "noop", "backend": "poller", "rtt_ms": rtt, "pickup_p50_ms": p,
+         "capacity_per_s": 50.0 - rtt}
+        for rtt, p in [(0.0, 190.0), (1.0, 30.0), (10.0, 120.0)]
+    ]  # fmt: skip
+    items = {i["backend"]: i for i in findings.per_backend({"network": NOOP_ROWS + poller})}
+    assert items["poller"]["polls"] and "round_trips" not in items["poller"]
+    assert "job_trips" in items["poller"] and "round_trips" in items["db"]
+    text = findings.summary(list(items.values()))
+    assert "(poller: set by its polling, not the link)" in text
 
 
 def test_bench_report_attaches_a_hosts_folder_and_refuses_bad_folders(tmp_path):

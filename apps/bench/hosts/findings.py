@@ -15,6 +15,7 @@ from apps.bench.hosts.faults import NETWORK_FAULTS
 from apps.bench.report.markdown import fmt, table
 
 FAULT_COLUMNS = ("lost", "executed_twice", "stored_twice", "stuck")
+WORKERS = 2  # the network family runs one noop worker on each of two worker hosts
 
 
 def load(folder: Path) -> dict:
@@ -43,9 +44,19 @@ def _cell(rows: list[dict], kind: str, alias: str, rtt: float) -> dict | None:
     )
 
 
+def _grows_with_rtt(rows: list[dict], alias: str, rtts: list[float]) -> bool:
+    """True when the pickup p50 rises with every step of RTT (a poller's does not: it
+    waits for its next poll, whose phase the probe does not control)."""
+    p50 = [(_cell(rows, "noop", alias, rtt) or {}).get("pickup_p50_ms") for rtt in rtts]
+    p50 = [p for p in p50 if p is not None]  # the RTTs this backend has a cell at
+    return all(a < b for a, b in zip(p50, p50[1:], strict=False))
+
+
 def per_backend(hosts: dict) -> list[dict]:
     """One dict per backend: pickup and capacity at the lowest and highest RTT, the round
-    trips a pickup costs, OCR at W = 2 across hosts (same RTTs), each network fault's verdict."""
+    trips a pickup costs (not for a poller), the round trips a job's whole cycle costs a
+    worker (from capacity), OCR at W = 2 across hosts (same RTTs), each network fault's
+    verdict."""
     rows = hosts.get("network", [])
     faults = hosts.get("faults", [])
     aliases = list(dict.fromkeys([r["backend"] for r in rows] + [f["backend"] for f in faults]))
@@ -57,9 +68,14 @@ def per_backend(hosts: dict) -> list[dict]:
         near, far = _cell(rows, "noop", alias, lo), _cell(rows, "noop", alias, hi)
         item |= {"near": near, "far": far}
         if near and far and hi > lo:
-            added = far["pickup_p50_ms"] - near["pickup_p50_ms"]
-            item["round_trips"] = added / (hi - lo)
+            if _grows_with_rtt(rows, alias, rtts):
+                added = far["pickup_p50_ms"] - near["pickup_p50_ms"]
+                item["round_trips"] = added / (hi - lo)
+            else:
+                item["polls"] = True  # the poll's phase, not the link, sets its pickup
             item["capacity_ratio"] = far["capacity_per_s"] / near["capacity_per_s"]
+            per_job_ms = [1000.0 * WORKERS / c["capacity_per_s"] for c in (near, far)]
+            item["job_trips"] = (per_job_ms[1] - per_job_ms[0]) / (hi - lo)
         item["ocr_near"], item["ocr_far"] = (
             _cell(rows, "ocr", alias, lo),
             _cell(rows, "ocr", alias, hi),
@@ -91,18 +107,22 @@ def _fault_cell(cell: dict | None) -> str:
 def summary(items: list[dict]) -> str:
     """One paragraph: what a link to the broker costs, and which design survives a cut."""
     trips = [i["round_trips"] for i in items if "round_trips" in i]
+    cycle = [i["job_trips"] for i in items if "job_trips" in i]
     ratios = [i["capacity_ratio"] for i in items if "capacity_ratio" in i]
     parts = []
-    if trips:
-        far = items[0]["rtt_far"]
-        cheap = min(items, key=lambda i: i.get("round_trips", float("inf")))
-        dear = max(items, key=lambda i: i.get("round_trips", float("-inf")))
+    if trips and cycle:
+        far, near = items[0]["rtt_far"], items[0]["rtt_near"]
+        least = min((i for i in items if "job_trips" in i), key=lambda i: i["job_trips"])
+        most = max((i for i in items if "job_trips" in i), key=lambda i: i["job_trips"])
+        pollers = [i["backend"] for i in items if i.get("polls")]
         parts.append(
             f"Moving the workers {far:g} ms (RTT) away from the broker adds "
-            f"{min(trips):.1f}-{max(trips):.1f} round trips to a job's pickup "
-            f"(fewest: {cheap['backend']}, most: {dear['backend']}) and leaves two noop "
-            f"workers {min(ratios):.0%}-{max(ratios):.0%} of their capacity at "
-            f"{items[0]['rtt_near']:g} ms (median {statistics.median(ratios):.0%})."
+            f"{min(trips):.1f}-{max(trips):.1f} round trips to a job's pickup"
+            + (f" ({', '.join(pollers)}: set by its polling, not the link)" if pollers else "")
+            + f", and {min(cycle):.0f}-{max(cycle):.0f} round trips to each job's whole cycle "
+            f"in a worker (fewest: {least['backend']}, most: {most['backend']}): two noop "
+            f"workers keep {min(ratios):.0%}-{max(ratios):.0%} of their capacity at "
+            f"{near:g} ms (median {statistics.median(ratios):.0%})."
         )
     ocr = [i["ocr_ratio"] for i in items if "ocr_ratio" in i]
     if ocr:
@@ -147,7 +167,8 @@ def section(hosts: dict) -> list[str]:
         "backend",
         f"pickup p50 ms @{near:g}",
         f"@{far:g}",
-        "round trips",
+        "round trips (pickup)",
+        "round trips (job)",
         f"capacity /s @{near:g}",
         f"@{far:g}",
         f"OCR W=2 jobs/s @{near:g}",
@@ -163,7 +184,8 @@ def section(hosts: dict) -> list[str]:
                 i["backend"],
                 fmt(n.get("pickup_p50_ms")),
                 fmt(f.get("pickup_p50_ms")),
-                fmt(i.get("round_trips")),
+                "poll" if i.get("polls") else fmt(i.get("round_trips")),
+                fmt(i.get("job_trips")),
                 fmt(n.get("capacity_per_s")),
                 fmt(f.get("capacity_per_s")),
                 fmt(on.get("ocr_jobs_per_s"), 2),
@@ -181,9 +203,11 @@ def section(hosts: dict) -> list[str]:
         "",
         f"From {hosts.get('source', '?')} (network namespaces: a broker host with PostgreSQL "
         "and the brokers, an API host, two worker hosts; delay method "
-        f"{meta.get('delay_method', '?')}; one worker per worker host). Round trips = added "
-        "pickup p50 / added RTT. Fault cells: what went wrong (recovery after the heal, s); "
-        "n/a = the fault does not apply (hosts/chaos.md says why).",
+        f"{meta.get('delay_method', '?')}; one worker per worker host). Round trips (pickup) = "
+        "added pickup p50 / added RTT (poll: it does not grow with the RTT); round trips "
+        "(job) = added time per job of a worker (2 workers / capacity) / added RTT. Fault "
+        "cells: what went wrong (recovery after the heal, s); n/a = the fault does not "
+        "apply (hosts/chaos.md says why).",
         "",
         "![pickup and capacity vs RTT](hosts/network.png)",
     ]
