@@ -232,6 +232,7 @@ def plot_network(rows: list[dict], path: Path) -> Path:
         left.plot(x, [r["pickup_p99_ms"] for r in mine], "x--", color=colour, alpha=0.6)
         right.plot(x, [r["capacity_per_s"] for r in mine], "o-", color=colour, label=alias)
     left.set(xlabel="RTT ms (worker host <-> broker host)", ylabel="pickup ms (p50 -, p99 --)")
+    left.set_yscale("log")  # a poller's or a rebalance's tail beside milliseconds
     right.set(xlabel="RTT ms (worker host <-> broker host)", ylabel="noop jobs/s (2 workers)")
     left.set_title("pickup latency")
     right.set_title("capacity")
