@@ -29,6 +29,16 @@ def parse_workload(spec: str) -> tuple[str, float]:
     )
 
 
+def workload_seconds(spec: str, default: float = 0.0) -> float:
+    """How long a `sleep:S`, `cpu:S` or `hang:S` job runs; `default` for any other spec
+    (the bench's estimates and plots; the API validates with parse_workload)."""
+    try:
+        name, seconds = parse_workload(spec)
+    except ValueError:
+        return default
+    return seconds if name in TIMED - {"alloc"} else default
+
+
 def effective_workload(workload: str) -> str:
     """The job's workload, unless this worker runs every job as another (benchmarks)."""
     return os.environ.get(WORKLOAD_OVERRIDE_ENV) or workload

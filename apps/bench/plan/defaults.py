@@ -20,6 +20,7 @@ import math
 from apps.bench.plan.cells import QUEUE_VERSIONS, SYNC_VERSIONS, CellSpec, target_spec
 from apps.bench.run.families import FamilyParams, steps
 from apps.jobs import versions
+from apps.jobs.workloads import workload_seconds
 
 REFERENCE_JOBS = 16
 REFERENCE_DEADLINE_S = 60.0
@@ -119,17 +120,11 @@ def _family_step_s(spec: CellSpec, params: FamilyParams) -> float:
     if spec.family == "pickup":
         return params.probe_jobs * NOOP_JOB_S + params.burst_jobs / BURST_PER_S + 1.0
     if spec.family == "mixed":
-        return params.mixed_s + _workload_s(params.long_workload) + 1.0
-    job_s = _workload_s(params.overload_workload)
+        return params.mixed_s + workload_seconds(params.long_workload, NOOP_JOB_S) + 1.0
+    job_s = workload_seconds(params.overload_workload, NOOP_JOB_S)
     calibrate = params.calibrate_jobs * job_s / max(1, spec.workers)
     drain = (params.overload_factor - 1.0) * params.overload_s
     return calibrate + params.overload_s + drain + 2.0
-
-
-def _workload_s(workload: str) -> float:
-    """Seconds of a `sleep:S` / `cpu:S` workload, else a noop's."""
-    _, _, value = workload.partition(":")
-    return float(value) if value else NOOP_JOB_S
 
 
 def plan_lines(

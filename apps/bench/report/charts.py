@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from apps.bench.decide.decision import display_name  # noqa: E402
 from apps.bench.measure.cpu import COMPONENTS as CPU_COMPONENTS  # noqa: E402
 from apps.bench.measure.metrics import percentile  # noqa: E402
+from apps.jobs.workloads import workload_seconds  # noqa: E402
 
 DPI = 110
 PALETTE = [plt.get_cmap("tab20")(i) for i in range(20)]
@@ -141,7 +142,7 @@ def plot_latency(results: list[dict], context: dict, path: Path) -> bool:
     mixed: dict[str, list[float]] = defaultdict(list)
     for r in _ok(results, "mixed"):
         short = min(
-            (j.get("workload") or "" for j in r.get("jobs", [])), key=_workload_s, default=""
+            (j.get("workload") or "" for j in r.get("jobs", [])), key=workload_seconds, default=""
         )
         mixed[display_name(r["spec"])] += _durations(r, "created_at", "finished_at", short)
     panels = [(g, t) for g, t in (
@@ -155,14 +156,6 @@ def plot_latency(results: list[dict], context: dict, path: Path) -> bool:
     for ax, (groups, title) in zip(axes[0], panels, strict=True):
         _boxes(ax, dict(sorted(groups.items())), title, "seconds", palette)
     return _save(fig, path)
-
-
-def _workload_s(workload: str) -> float:
-    _, _, value = workload.partition(":")
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
 
 
 def plot_pickup(results: list[dict], context: dict, path: Path) -> bool:
