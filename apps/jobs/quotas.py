@@ -46,6 +46,14 @@ def submit_check(*, user: User | AnonymousUser, backend: str, queue_anyway: bool
         _check_consumer(backend)
 
 
+def in_flight_admission(user: User | AnonymousUser):
+    """The in-flight check to run again under the owner's lock (services.job_submit's
+    `admit`), or None when the user has no such limit."""
+    if not settings.QUOTA_JOBS_IN_FLIGHT or is_unlimited(user):
+        return None
+    return lambda: _check_in_flight(user)
+
+
 def _check_consumer(backend: str) -> None:
     if not backend_has_consumer(backend=backend):
         detail = (

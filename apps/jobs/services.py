@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
@@ -93,23 +94,46 @@ def job_create(
     return job
 
 
-def job_submit(*, owner, idempotency_key: str | None = None, **fields) -> tuple[OcrJob, bool]:
+def job_submit(
+    *,
+    owner,
+    idempotency_key: str | None = None,
+    admit: Callable[[], None] | None = None,
+    **fields,
+) -> tuple[OcrJob, bool]:
     """An API submission: (job, created). A repeated `idempotency_key` of the same owner
     returns the first job (created False) instead of a new one; the unique constraint
-    decides between concurrent repeats. The publish runs after the response."""
+    decides between concurrent repeats. `admit` (a quota check that raises) runs under a
+    per-owner lock in the inserting transaction, so concurrent submits of one owner are
+    counted one after another and never pass a limit together. The publish runs after
+    the response."""
     if idempotency_key:
         first = OcrJob.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
         if first is not None:
             return first, False
-    try:
-        job = job_create(
-            owner=owner, idempotency_key=idempotency_key, publish_after_response=True, **fields
-        )
-    except IntegrityError:
-        if not idempotency_key:
-            raise
-        return OcrJob.objects.get(owner=owner, idempotency_key=idempotency_key), False
+    with transaction.atomic():
+        if admit is not None:
+            _lock_owner(owner)
+            admit()
+        try:
+            job = job_create(
+                owner=owner, idempotency_key=idempotency_key, publish_after_response=True, **fields
+            )
+        except IntegrityError:
+            if not idempotency_key:
+                raise
+            return OcrJob.objects.get(owner=owner, idempotency_key=idempotency_key), False
     return job, True
+
+
+OWNER_LOCK = 0x4F43  # the first key of the per-owner advisory lock ("OC")
+
+
+def _lock_owner(owner) -> None:
+    """A transaction-scoped advisory lock on the owner (released at commit or rollback)."""
+    if owner is not None and owner.pk is not None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [OWNER_LOCK, owner.pk])
 
 
 def job_publish_soon(*, job_id: UUID, backend: str) -> bool:

@@ -57,6 +57,7 @@ def _submit(request, serializer_class, *, version: str, backend: str | None = No
     job, created = services.job_submit(
         owner=request.user,
         idempotency_key=idempotency_key(request),
+        admit=quotas.in_flight_admission(request.user),
         version=version,
         backend=backend,
         document=document.name,

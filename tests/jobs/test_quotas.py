@@ -9,10 +9,12 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.cache import cache, caches
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
+from rest_framework.exceptions import Throttled
 
-from apps.jobs import retention, services
+from apps.jobs import quotas, retention, services
 from apps.jobs.models import JobStatus, OcrJob, WorkerHeartbeat
 from apps.jobs.relay import relay_loop
 from apps.jobs.workers import backend_has_consumer, worker_beat
@@ -54,6 +56,52 @@ def test_jobs_in_flight_are_capped_per_user_with_retry_after(make_api_user, sett
     assert "pending, queued or running" in refused.json()["detail"]
     OcrJob.objects.update(status=JobStatus.DONE, finished_at=timezone.now())
     assert submit(as_user(alice)).status_code == 202  # finished jobs do not count
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("locked", [True, False], ids=["admitted-under-lock", "no-admit"])
+def test_concurrent_submits_of_one_user_never_pass_the_in_flight_limit_together(
+    make_api_user, settings, monkeypatch, locked
+):
+    """Ten submits at once against a limit of 1, each insert slowed down. With the check
+    run again under the owner's lock in the inserting transaction (what the API does),
+    exactly 1 gets in; the check alone, before the insert, lets in as many as there are
+    pooled connections (3 beside the test's own: the pool's size bounds the race here, two
+    API processes double it)."""
+    create = services.job_create
+
+    def slow_create(**fields):
+        time.sleep(0.5)
+        return create(**fields)
+
+    monkeypatch.setattr(services, "job_create", slow_create)
+    settings.QUOTA_JOBS_IN_FLIGHT = 1
+    user, _ = make_api_user("alice")
+    start, outcomes = threading.Barrier(10), []
+
+    def one(i: int) -> None:
+        start.wait(10)
+        try:
+            quotas.submit_check(user=user, backend="db", queue_anyway=True)
+            services.job_submit(
+                owner=user,
+                admit=quotas.in_flight_admission(user) if locked else None,
+                version="api", backend="db", document="sample.pdf",
+            )  # fmt: skip
+            outcomes.append("in")
+        except Throttled:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    admitted = OcrJob.objects.filter(owner=user).count()
+    assert outcomes.count("in") == admitted and len(outcomes) == 10
+    assert admitted == 1 if locked else admitted > 1, (admitted, outcomes)  # the race is real
 
 
 def test_exemption_is_by_permission_not_by_staff(make_api_user, settings):
