@@ -432,6 +432,17 @@ def job_cancel(*, job_id: UUID) -> bool:
     return cancelled
 
 
+def job_cancel_tagged(*, tag_regex: str) -> int:
+    """Cancel every unfinished job whose run tag matches `tag_regex` (as job_cancel does);
+    how many. The bench retires what an earlier cell or an interrupted run left."""
+    ids = list(
+        OcrJob.objects.filter(run_tag__regex=tag_regex, status__in=CANCELLABLE).values_list(
+            "id", flat=True
+        )
+    )
+    return sum(job_cancel(job_id=job_id) for job_id in ids)
+
+
 def job_retry(*, job_id: UUID) -> bool:
     """Run a FAILED (or CANCELLED) job again from scratch: QUEUED with its attempts reset,
     published after commit."""

@@ -3,6 +3,7 @@
 import pytest
 from django.utils import timezone
 
+from apps.bench.run.session import BENCH_TAG_RE
 from apps.jobs import services
 from apps.jobs.models import JobStatus, OcrJob
 from tasks.backends.registry import reset_backends
@@ -51,6 +52,16 @@ def test_cancel_leaves_a_finished_job_alone():
     job = failed_job()
     assert not services.job_cancel(job_id=job.id)
     assert OcrJob.objects.get(id=job.id).status == JobStatus.FAILED
+
+
+def test_cancel_tagged_retires_unfinished_jobs_of_matching_tags_only():
+    left = [new_job(run_tag="b251205041440-c004-r01", status=s) for s in ("QUEUED", "RUNNING")]
+    done = new_job(run_tag="b251205041440-c003-r01", status="DONE")
+    mine = new_job(run_tag="demo", status="QUEUED")
+    assert services.job_cancel_tagged(tag_regex=BENCH_TAG_RE) == 2
+    assert {OcrJob.objects.get(id=j.id).status for j in left} == {JobStatus.CANCELLED}
+    assert OcrJob.objects.get(id=done.id).status == JobStatus.DONE
+    assert OcrJob.objects.get(id=mine.id).status == JobStatus.QUEUED
 
 
 def test_retry_puts_a_failed_job_back_with_attempts_reset(django_capture_on_commit_callbacks):

@@ -31,6 +31,7 @@ from apps.bench.run.cell import RunConfig, run_cell
 from apps.bench.run.families import FULL, FamilyParams, run_family_cell
 from apps.bench.run.long_jobs import Params as LongJobsParams
 from apps.bench.run.long_jobs import run_long_jobs
+from apps.jobs import services
 from apps.ocr.corpus import ensure_corpus, resolve
 from apps.ocr.engine import PredictRequest, run_ocr
 from tasks.backends.registry import reset_backends
@@ -221,12 +222,18 @@ def _long_jobs(options: BenchOptions, context: dict, stream: TextIO) -> None:
     stream.write(f"    long jobs: {format_duration(time.monotonic() - started)}\n")
 
 
+BENCH_TAG_RE = r"^b[0-9]{12}-c[0-9]{3}"  # the run tags _run_cells gives (and their suffixes)
+
+
 def _run_cells(options: BenchOptions, results: list[dict], stream: TextIO, stamp: str) -> None:
     started, total = time.monotonic(), len(options.cells)
     for index, spec in enumerate(options.cells, start=1):
         stream.write(progress_line(index, total, time.monotonic() - started, spec.cell_id) + "\n")
         stream.flush()
         tag = f"b{stamp}-c{index:03d}-r{spec.repeat:02d}"[:64]
+        left = services.job_cancel_tagged(tag_regex=BENCH_TAG_RE)  # never run into a cell
+        if left:
+            stream.write(f"    cancelled {left} unfinished jobs of an earlier cell or run\n")
         if options.sweep and deadline.stopped(spec, results):
             done = [skipped(spec, tag, "its row already fell below 50 % at a smaller N")]
         elif spec.family == "load":
