@@ -116,10 +116,18 @@ class KafkaBackend(Backend):
         report: list = []
         key = str(job_id).encode()
         producer = self._get_producer()
-        producer.produce(
-            self.topic, key=key, value=key, on_delivery=lambda err, msg: report.append(err)
-        )
-        producer.flush(DELIVERY_TIMEOUT_S + 1)
+        try:
+            producer.produce(
+                self.topic, key=key, value=key, on_delivery=lambda err, msg: report.append(err)
+            )
+            producer.flush(DELIVERY_TIMEOUT_S + 1)
+        except (ck.KafkaException, BufferError) as exc:
+            # A fatal producer (Tansu restarted: "Unknown Producer Id") refuses every
+            # later produce() with "Local: Fatal error": only a new one can publish.
+            self._drop_producer()
+            raise BackendUnavailable(
+                f"Kafka at {self.servers} refused job {job_id}: {exc}"
+            ) from exc
         if not report or report[0] is not None:
             self._drop_producer()
             reason = report[0] if report else "no delivery report in time"

@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 
+import confluent_kafka
 import pytest
 from django.conf import settings
 
@@ -254,3 +255,30 @@ def publish_with_retries(impl, job_id: str) -> None:
         except BackendUnavailable:
             if attempt == PUBLISH_ATTEMPTS - 1:
                 raise
+
+
+class FatalProducer:
+    """A producer after a fatal error (Tansu restarted: "Unknown Producer Id"): every
+    produce() raises, as librdkafka's does until the producer is replaced."""
+
+    def produce(self, *args, **kwargs):
+        raise confluent_kafka.KafkaException(
+            confluent_kafka.KafkaError(confluent_kafka.KafkaError._FATAL, "Local: Fatal error")
+        )
+
+    def purge(self):
+        pass
+
+    def flush(self, timeout=None):
+        return 0
+
+
+def test_a_fatal_producer_is_replaced_after_its_failed_publish(private_kafka):
+    impl = KafkaBackend(ALIAS)
+    impl.publish("job-before")  # the topic exists, a real producer is cached
+    impl._producer = FatalProducer()
+    with pytest.raises(BackendUnavailable, match="refused job"):
+        impl.publish("job-fatal")
+    assert impl._producer is None  # dropped: the next publish builds a new one
+    impl.publish("job-after")
+    impl.close()
