@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from apps.bench.decide.answer import first_screen
+from apps.bench.decide.answer import first_screen, stability
 from apps.bench.decide.decision import decide
 from apps.bench.hosts import findings
 
@@ -25,6 +25,11 @@ def results_block(root: Path, run: str) -> str:
     data = json.loads((root / run / "cells.json").read_text())
     decision = decide(data["summaries"], data["results"], data["context"])
     lines = first_screen(decision)[2:]  # without the "## The answer" heading
+    previous = _previous(root / run, data["context"].get("previous_run"))
+    if previous is not None:  # the stability verdict right under the pick
+        before = decide(previous["summaries"], previous["results"], previous["context"])
+        name = Path(data["context"]["previous_run"]).name
+        lines[1:1] = ["", "**Stability:** " + stability(before, decision, name)[2]]
     hosts = data["context"].get("hosts")  # attached by `bench_report RUN --hosts DIR`
     if hosts:
         lines += [
@@ -36,6 +41,14 @@ def results_block(root: Path, run: str) -> str:
         "report.md), cells.json), judged by the rule below."
     )
     return "\n".join([BEGIN.format(run=run), source, "", *lines, END])
+
+
+def _previous(run_dir: Path, previous_run: str | None) -> dict | None:
+    """The earlier run's data, found beside this run (its recorded path is absolute)."""
+    if not previous_run:
+        return None
+    path = run_dir.parent / Path(previous_run).name / "cells.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def committed_run(text: str) -> str | None:

@@ -91,10 +91,13 @@ def render_report(
         s for s in summaries if s["spec"].get("family", "load") == "load" or s["status"] != "ok"
     ]
     decision = decide(summaries, results, context)
-    answer = [first.first_screen(decision), first.decision_table(decision)]
+    screen = first.first_screen(decision)
+    answer = [screen, first.decision_table(decision)]
     previous = context.get("previous_run")
     if previous:
-        answer.append(stability_section(Path(previous), decision))
+        stable = stability_section(Path(previous), decision)
+        screen[3:3] = ["", f"**Stability:** {stable[2]}"]  # under the pick: is it the same?
+        answer.append(stable)
     answer.append(hosts_section(context.get("hosts") or {}))  # bench_report RUN --hosts DIR
     families = [
         sweep_table(summaries) if context.get("sweep") else [],
