@@ -55,8 +55,9 @@ def test_cancel_leaves_a_finished_job_alone():
 
 
 def test_cancel_tagged_retires_unfinished_jobs_of_matching_tags_only():
-    left = [new_job(run_tag="b251205041440-c004-r01", status=s) for s in ("QUEUED", "RUNNING")]
-    done = new_job(run_tag="b251205041440-c003-r01", status="DONE")
+    left = [new_job(run_tag="b251205041440-c004-r01", status="QUEUED") for _ in range(2)]
+    services.job_claim(job_id=left[1].id, worker="w1")  # one of them RUNNING, with a lease
+    done = new_job(run_tag="b251205041440-c003-r01", status="DONE", finished_at=timezone.now())
     mine = new_job(run_tag="demo", status="QUEUED")
     assert services.job_cancel_tagged(tag_regex=BENCH_TAG_RE) == 2
     assert {OcrJob.objects.get(id=j.id).status for j in left} == {JobStatus.CANCELLED}
