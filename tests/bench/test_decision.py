@@ -156,7 +156,10 @@ def test_report_starts_with_the_answer(tmp_path):
     context["previous_run"] = str(tmp_path)
     later = tmp_path / "later"
     write_all(later, results, summaries, evaluate(summaries, bare_s=2.0, cores=2), context)
-    assert "## Stability against an earlier run" in (later / "report.md").read_text()
+    text = (later / "report.md").read_text()
+    assert "## Stability against an earlier run" in text
+    first_screen_text = text.split("### The decision table")[0]  # the verdict under the pick
+    assert "**Stability:** The pick is the same as in " in first_screen_text
 
 
 def test_relative_spread():
