@@ -41,7 +41,8 @@ that Tansu left wedged (a departed member kept as leader) is deleted and its off
 committed back, by a new member or by that watchdog.
 
 Broker restart (Tansu on memory storage loses topics, groups and producer ids): a failed
-delivery drops the producer, so the next publish builds a new one; a consumer told the
+delivery, or a produce() that raises (a producer turned fatal: "Unknown Producer Id"),
+drops the producer, so the next publish builds a new one; a consumer told the
 topic is unknown recreates it, and the relay republishes what was lost. Members that
 rejoined (their ids unknown to the new broker) before the topic was back form a Stable
 group with no partition assigned; librdkafka does not rebalance when the topic returns
