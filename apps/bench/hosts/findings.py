@@ -47,8 +47,8 @@ def _cell(rows: list[dict], kind: str, alias: str, rtt: float) -> dict | None:
 def _grows_with_rtt(rows: list[dict], alias: str, rtts: list[float]) -> bool:
     """True when the pickup p50 rises with every step of RTT (a poller's does not: it
     waits for its next poll, whose phase the probe does not control)."""
-    p50 = [(_cell(rows, "noop", alias, rtt) or {}).get("pickup_p50_ms") for rtt in rtts]
-    p50 = [p for p in p50 if p is not None]  # the RTTs this backend has a cell at
+    cells = [_cell(rows, "noop", alias, rtt) for rtt in rtts]
+    p50 = [float(c["pickup_p50_ms"]) for c in cells if c]  # the RTTs it has a cell at
     return all(a < b for a, b in zip(p50, p50[1:], strict=False))
 
 
