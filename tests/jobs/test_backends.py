@@ -73,7 +73,7 @@ def test_noop_jobs_with_two_workers_end_done_exactly_once(backend, start_worker)
 
 
 def test_killed_worker_job_still_completes(backend, start_worker):
-    victim, *others = submit(backend, 3, workload="sleep:4")
+    victim, *others = submit(backend, 3, workload="sleep:2")  # long enough to be killed in
     start_worker(backend, workers=1)
     running = wait_for(
         lambda: OcrJob.objects.filter(id=victim.id, status=JobStatus.RUNNING).first(),
@@ -142,7 +142,7 @@ def test_queued_job_whose_message_was_lost_is_sent_again(backend, start_worker):
 
 def test_a_job_hung_in_c_code_is_stopped_at_its_hard_limit(backend, start_worker):
     (job,) = submit(backend, workload="hang:600")  # libc sleep(3), like a stuck Tesseract
-    worker = start_worker(backend, env={"JOB_TIME_LIMIT_S": "2"})
+    worker = start_worker(backend, env={"JOB_TIME_LIMIT_S": "1"})
     wait_for(
         lambda: all_finished([job]),
         90,
