@@ -9,6 +9,7 @@ for the session; each test reads its cell of chaos.json.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,9 +54,25 @@ def _env_lines(text: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in text.split())
 
 
+def _answers(url: str) -> bool:
+    """True when the service at `url` (host:port after its scheme) accepts a connection."""
+    address = url.split("@")[-1].split("://")[-1].split("/")[0]
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=1).close()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 @pytest.fixture(scope="session")
 def chaos_env(tmp_path_factory):
-    """Private services up, a migrated database of this run's own on them."""
+    """Private services up, a migrated database of this run's own on them; the services
+    stopped again afterwards when this run started them (make test leaves nothing)."""
+    ports = _env_lines(
+        subprocess.run([str(SERVICES), "env"], capture_output=True, text=True, check=True).stdout
+    )
+    were_up = any(_answers(url) for url in ports.values())
     started = subprocess.run([str(SERVICES), "start"], capture_output=True, text=True)
     if started.returncode:
         pytest.fail(f"private chaos services did not start:\n{started.stderr}")
@@ -79,6 +96,8 @@ def chaos_env(tmp_path_factory):
         ],
         check=False,
     )
+    if not were_up:
+        subprocess.run([str(SERVICES), "stop"], capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="session")
