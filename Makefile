@@ -52,10 +52,13 @@ demo: up
 	@echo "API:    http://127.0.0.1:$(API_PORT)/api/docs/"
 	@echo "Admin:  http://127.0.0.1:$(API_PORT)/admin/  (user $$DJANGO_SUPERUSER_USERNAME, password: DJANGO_SUPERUSER_PASSWORD in .env)"
 
-test: services
-	@$(PY) manage.py make_corpus >/dev/null
-	@$(PY) manage.py collectstatic --noinput -v 0
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The local Kafka broker is stopped again afterwards when this target started it.
+test: setup
+	@up=0; scripts/tansu.sh status >/dev/null 2>&1 && up=1; \
+	scripts/services.sh start && $(PY) manage.py make_corpus >/dev/null \
+	  && $(PY) manage.py collectstatic --noinput -v 0 \
+	  && echo "$(PY) -m pytest $(PYTEST_ARGS)" && $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$up = 0 ]; then scripts/tansu.sh stop >/dev/null 2>&1; fi; exit $$rc
 
 chaos:  # private services on other ports (scripts/chaos_services.sh): the shared ones are safe
 	@scripts/chaos_services.sh start
