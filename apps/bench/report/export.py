@@ -71,6 +71,13 @@ def write_all(
             "results": [_no_jobs(r) for r in results],
         },
     )
+    return write_report(out_dir, results, summaries, targets, context)
+
+
+def write_report(
+    out_dir: Path, results: list[dict], summaries: list[dict], targets: list[dict], context: dict
+) -> Path:
+    """report.md and index.html (with the plots) of a run; the path of report.md."""
     markdown = render_report(out_dir, results, summaries, targets, context)
     (out_dir / "report.md").write_text(markdown)
     (out_dir / "index.html").write_text(markdown_to_html(markdown, out_dir))

@@ -10,7 +10,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.bench.hosts import findings
-from apps.bench.report.export import markdown_to_html, render_report
+from apps.bench.report.export import write_report
 
 
 class Command(BaseCommand):
@@ -38,10 +38,8 @@ class Command(BaseCommand):
             _cells(Path(opts["previous"]))  # fails clearly when it is not a run
             context["previous_run"] = str(Path(opts["previous"]).resolve())
         (run / "cells.json").write_text(json.dumps(data, indent=1, default=str))
-        markdown = render_report(run, data["results"], data["summaries"], data["targets"], context)
-        (run / "report.md").write_text(markdown)
-        (run / "index.html").write_text(markdown_to_html(markdown, run))
-        self.stdout.write(f"{run / 'report.md'}: written again from cells.json")
+        report = write_report(run, data["results"], data["summaries"], data["targets"], context)
+        self.stdout.write(f"{report}: written again from cells.json")
 
 
 def _cells(run: Path) -> dict:
